@@ -1,0 +1,44 @@
+# densitylab: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: help install train test test-slow lint tensorboard bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv and install the project with its test extras
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+train: $(STAMP)  ## a default training run on CPU (flow1d on a 1-D mixture); ARGS="..." adds overrides
+	$(BIN)/python -m src.train $(ARGS)
+
+test: $(STAMP)  ## the fast test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: $(STAMP)  ## only the long tests
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+tensorboard: $(STAMP)  ## serve every run under outputs/
+	$(BIN)/tensorboard --logdir outputs
+
+bench: $(STAMP)  ## time the project against its anchors (benchmarks/)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:  ## remove outputs, caches and the virtual environment
+	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis lightning_logs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

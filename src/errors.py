@@ -1,0 +1,27 @@
+"""Errors a user can fix: printed as one line, never as a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UserError(Exception):
+    """Bad input or settings; the message alone tells the user what to change."""
+
+
+class ConfigError(UserError, ValueError):
+    """One setting is invalid: names the setting, the bad value and what would be valid."""
+
+    def __init__(self, key: str, value: Any, valid: str) -> None:
+        self.key, self.value, self.valid = key, value, valid
+        super().__init__(f"{key}={_show(value)} is invalid: expected {valid}")
+
+    def under(self, prefix: str) -> ConfigError:
+        """The same error with the setting's full config path, e.g. `model.n_components`."""
+        return ConfigError(f"{prefix}.{self.key}", self.value, self.valid)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,55 @@
+"""Train a density model: `python -m src.train [group=option ...] [key=value ...]`.
+
+`train(cfg)` is the plain, testable function; `main` is the thin Hydra wrapper. Torch and
+Lightning are imported inside `train`, so `--help`, `--cfg job` and config errors answer fast.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.cli import run_cli
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, test on the final weights, write `metrics.json`; returns the final metrics."""
+    import pytorch_lightning as pl
+
+    from src.utils.hparams import flat_hparams, log_hparams
+    from src.utils.metrics import as_floats, print_metrics, write_metrics
+    from src.utils.setup import build_datamodule, build_module, build_trainer
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - start
+    fit_metrics = dict(trainer.callback_metrics)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+
+    metrics = as_floats(fit_metrics | trainer.callback_metrics | {"fit_seconds": fit_seconds})
+    for logger in trainer.loggers:
+        logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
+    log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
+    if trainer.is_global_zero:
+        write_metrics(cfg.paths.output_dir, metrics)
+        print_metrics(metrics, cfg.paths.output_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> Any:
+    """Returns the metric named by `optimized_metric`, for Hydra's sweepers (Optuna)."""
+    metrics = run_cli(train, cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

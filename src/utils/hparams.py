@@ -1,0 +1,41 @@
+"""Hyper-parameters with their final metrics, for TensorBoard's HPARAMS tab."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams
+
+HPARAM_GROUPS = ("model", "data", "optimizer", "scheduler", "seed")
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's choices as flat `group.key` entries (scalars only, lists as strings)."""
+    chosen = {key: cfg[key] for key in HPARAM_GROUPS if cfg.get(key) is not None}
+    container = OmegaConf.to_container(OmegaConf.create(chosen), resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    walk("", container)
+    return flat
+
+
+def log_hparams(loggers: Iterable[Logger], params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """TensorBoard gets the hparams session pointing at the scalars already logged (no second
+    copy of each metric at step 0, which Lightning's `log_hyperparams(params, metrics)` writes)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(params, metrics):
+                writer.add_summary(summary)
+        else:
+            logger.log_hyperparams(params)

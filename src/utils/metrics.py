@@ -1,0 +1,31 @@
+"""The run's final metrics: `metrics.json` in the run directory and a short table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def as_floats(metrics: Mapping[str, object]) -> dict[str, float]:
+    return {key: float(value) for key, value in sorted(metrics.items())}
+
+
+def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
+    path = Path(run_dir) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(metrics), indent=2) + "\n")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return path
+
+
+def print_metrics(metrics: Mapping[str, float], run_dir: str | Path) -> None:
+    table = Table(title="final metrics", show_header=False)
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.6g}")
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {run_dir}")

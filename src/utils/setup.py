@@ -1,0 +1,76 @@
+"""Builds a run's parts from its config and refuses what cannot work before any training."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+from torch import nn
+
+from src.errors import ConfigError, UserError
+from src.lightning.density_module import DensityModule
+from src.utils.instantiate import build
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    return build(cfg.data, "data")
+
+
+def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.LightningModule:
+    """The model config gives either a density model, trained by maximum likelihood with the
+    configured optimizer, or a LightningModule with its own fitting procedure (EM, CAVI)."""
+    built = build(cfg.model, "model")
+    if isinstance(built, pl.LightningModule):
+        check_pairing(getattr(built, "model", built), datamodule, cfg)
+        return built
+    check_pairing(built, datamodule, cfg)
+    if hasattr(built, "init_from_data") and not cfg.get("ckpt_path"):
+        built.init_from_data(datamodule.train_x)
+    return DensityModule(built, optimizer=build_optimizer(cfg, built), scheduler=_scheduler(cfg))
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module):
+    """The optimizer factory, tried once on the model so a bad setting fails before training."""
+    factory = build(cfg.optimizer, "optimizer")
+    lr = getattr(factory, "keywords", {}).get("lr")
+    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
+        raise ConfigError("optimizer.lr", lr, "a number > 0")
+    try:
+        factory(params=model.parameters())
+    except (ValueError, TypeError) as error:
+        raise UserError(f"optimizer: {cfg.optimizer._target_} rejects its settings: {error}") from None
+    return factory
+
+
+def _scheduler(cfg: DictConfig):
+    return build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+
+
+def check_pairing(model: object, datamodule: pl.LightningDataModule, cfg: DictConfig) -> None:
+    """A discrete model needs discrete data, a 2-D model 2-D data, and so on."""
+    names = f"model={_choice(cfg, 'model')} with data={_choice(cfg, 'data')}"
+    support = getattr(model, "support", None)
+    if support is not None and support != datamodule.support:
+        raise UserError(
+            f"{names} cannot work: the model is for {support} data, "
+            f"the data are {datamodule.support}; choose a {support} data set"
+        )
+    shape = getattr(model, "event_shape", None)
+    if shape is not None and tuple(shape) != tuple(datamodule.event_shape):
+        raise UserError(
+            f"{names} cannot work: the model's events have shape {tuple(shape)}, "
+            f"the data's {tuple(datamodule.event_shape)}"
+        )
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group, "?"))
+    return str(cfg[group].get("_target_", "?")).rsplit(".", 1)[-1]
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
+    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
