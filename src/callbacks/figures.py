@@ -27,7 +27,9 @@ class FigureCallback(pl.Callback):
 
     @rank_zero_only
     def _draw(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
-        tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+        tensorboard = next(
+            (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None
+        )
         datamodule = trainer.datamodule
         model = getattr(module, "model", module)
         draw = plotter(datamodule.support, len(datamodule.event_shape), stage)

@@ -1,5 +1,5 @@
-"""Data sources: truths (`torch.distributions.Distribution`) and the datamodules that draw from them.
+"""Data sources: truths (`torch.distributions.Distribution`s) and datamodules drawing from them.
 
-A datamodule declares `support` ("continuous" or "discrete") and `event_shape`, and `truth`
-(None for real data without an oracle).
+A datamodule exposes `support` ("continuous" or "discrete"), `event_shape`, `train_x` and
+`truth` (None for real data, which has no oracle).
 """

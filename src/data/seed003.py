@@ -35,4 +35,4 @@ class Seed003DataModule(SyntheticDataModule):
     def draw(self, num: int) -> Tensor:
         n = num // 3
         counts = (n, n, num - n)
-        return torch.cat([m + STD * torch.randn(c) for m, c in zip(MEANS, counts)])
+        return torch.cat([m + STD * torch.randn(c) for m, c in zip(MEANS, counts, strict=True)])

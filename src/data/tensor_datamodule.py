@@ -49,7 +49,9 @@ class TensorDataModule(pl.LightningDataModule):
         tensors = {s: (x,) for s, x in self.splits.items()}
         if self.oracle_log_prob is not None:
             tensors["test"] += (self.oracle_log_prob,)
-        self._shards = {s: tuple(t[rank::world].to(device) for t in ts) for s, ts in tensors.items()}
+        self._shards = {
+            s: tuple(t[rank::world].to(device) for t in ts) for s, ts in tensors.items()
+        }
 
     def train_dataloader(self) -> TensorBatches:
         return TensorBatches(self._shards["train"], self.batch_size, shuffle=True, seed=self.seed)

@@ -58,7 +58,11 @@ class DensityModule(pl.LightningModule):
         stats = {"n": torch.tensor(float(len(log_p)), device=self.device), "log_p": log_p.sum()}
         if len(batch) > 1:  # the truth's log-density of the same points
             gap = batch[1].double() - log_p
-            stats |= {"gap": gap.sum(), "gap_sq": gap.square().sum(), "log_q": batch[1].double().sum()}
+            stats |= {
+                "gap": gap.sum(),
+                "gap_sq": gap.square().sum(),
+                "log_q": batch[1].double().sum(),
+            }
         for key, value in stats.items():
             self._sums[key] = self._sums.get(key, 0) + value.double()
 

@@ -13,9 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures go to files and TensorBoard, never to a window
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from src.plots import continuous_1d  # noqa: E402
+from src.plots import continuous_1d
 
 Plotter = Callable[..., dict[str, Figure]]
 

@@ -52,7 +52,9 @@ def samples(model, datamodule, n: int = 20000) -> dict[str, Figure]:
     if truth is not None:
         ax.plot(grid, truth.log_prob(grid).exp(), "k--", label="truth")
     else:
-        ax.hist(x_test.numpy(), bins=80, density=True, histtype="step", color="k", label="test data")
+        ax.hist(
+            x_test.numpy(), bins=80, density=True, histtype="step", color="k", label="test data"
+        )
     ax.set(xlabel="x", ylabel="density", title="samples")
     ax.legend()
     return {"samples": fig}

@@ -29,7 +29,9 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
-def log_hparams(loggers: Iterable[Logger], params: dict[str, Any], metrics: dict[str, float]) -> None:
+def log_hparams(
+    loggers: Iterable[Logger], params: dict[str, Any], metrics: dict[str, float]
+) -> None:
     """TensorBoard gets the hparams session pointing at the scalars already logged (no second
     copy of each metric at step 0, which Lightning's `log_hyperparams(params, metrics)` writes)."""
     for logger in loggers:

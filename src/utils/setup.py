@@ -37,7 +37,9 @@ def build_optimizer(cfg: DictConfig, model: nn.Module):
     try:
         factory(params=model.parameters())
     except (ValueError, TypeError) as error:
-        raise UserError(f"optimizer: {cfg.optimizer._target_} rejects its settings: {error}") from None
+        raise UserError(
+            f"optimizer: {cfg.optimizer._target_} rejects its settings: {error}"
+        ) from None
     return factory
 
 
