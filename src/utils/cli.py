@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +9,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.errors import UserError
-
-log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 
@@ -21,6 +18,5 @@ def run_cli(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> 
     try:
         return task(cfg)
     except UserError as error:
-        log.error("%s", error)  # into the run's log file
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)

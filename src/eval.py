@@ -1,0 +1,70 @@
+"""Re-test a trained run: `python -m src.eval ckpt_path=<run dir>/checkpoints/last.ckpt`.
+
+The model and data are rebuilt from the run's own saved config, so the test metrics equal the
+run's; a setting given on this command line (e.g. `data.n_test=50000`) replaces the run's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+from src.utils.cli import run_cli
+
+
+def run_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The trained run's config with this command's overrides applied on top."""
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise ConfigError("ckpt_path", str(ckpt), "an existing checkpoint, e.g. <run>/checkpoints/last.ckpt")
+    saved = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError("ckpt_path", str(ckpt), f"a checkpoint inside a run directory ({saved} is missing)")
+    run_cfg = OmegaConf.load(saved)
+    for override in overrides:  # Hydra already parsed each value into `cfg`: copy it over
+        key = override.split("=", 1)[0].lstrip("+~")
+        OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    run_cfg.paths = cfg.paths
+    return run_cfg
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test the checkpoint's weights; writes and returns the same metrics as the run's test."""
+    import pytorch_lightning as pl
+    import torch
+
+    from src.utils.metrics import as_floats, print_metrics, write_metrics
+    from src.utils.setup import build_datamodule, build_module
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    trainer = pl.Trainer(
+        **{k: cfg.trainer[k] for k in ("accelerator", "devices") if k in cfg.trainer},
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    metrics = as_floats(trainer.callback_metrics)
+    write_metrics(cfg.paths.output_dir, metrics)
+    print_metrics(metrics, cfg.paths.output_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_cli(lambda c: evaluate(run_config(c, list(HydraConfig.get().overrides.task))), cfg)
+
+
+if __name__ == "__main__":
+    main()
