@@ -1,0 +1,178 @@
+"""The CAVI updates, ELBO and posterior predictive of `src.models.earthquake`, in float64."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, Gamma, Normal, Poisson
+
+from src.errors import ConfigError
+from src.models import earthquake as eq
+
+PRIOR = eq.make_prior(3, [0.2, 0.3, 0.5], tau=0.5, nu=[0.5, -0.5], rho=4.0, alpha=2.0, beta=0.5)
+MEANS = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, 2.5]], dtype=torch.float64)
+RATES = torch.tensor([1.0, 6.0, 15.0], dtype=torch.float64)
+
+
+def data(n: int = 300, seed: int = 0):
+    torch.manual_seed(seed)
+    x, s, _ = eq.sample_events(n, PRIOR.log_pi, MEANS, PRIOR.tau, RATES)
+    return x, s
+
+
+def random_state(n: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    k = len(PRIOR.log_pi)
+    log_r = torch.randn(n, k, generator=g, dtype=torch.float64).log_softmax(-1)
+    q = eq.Posterior(
+        m=torch.randn(k, 2, generator=g, dtype=torch.float64),
+        s=torch.rand(k, generator=g, dtype=torch.float64) + 0.1,
+        a=torch.rand(k, generator=g, dtype=torch.float64) * 5 + 0.5,
+        b=torch.rand(k, generator=g, dtype=torch.float64) + 0.2,
+    )
+    return log_r, q
+
+
+def test_elbo_never_decreases_after_any_coordinate_update():
+    x, s = data()
+    f = eq.features(x, s)
+    log_r, q = random_state(len(x))
+    last = eq.elbo(x, s, log_r, q, PRIOR)
+    for _ in range(30):
+        log_r = eq.update_assignments(f, q, PRIOR)
+        after_r = eq.elbo(x, s, log_r, q, PRIOR)
+        t = eq.statistics(f, log_r)
+        q = eq.update_locations(t, PRIOR, q)
+        after_mu = eq.elbo(x, s, log_r, q, PRIOR)
+        q = eq.update_rates(t, PRIOR, q)
+        after_lam = eq.elbo(x, s, log_r, q, PRIOR)
+        tol = 1e-9 * abs(float(last))
+        assert after_r >= last - tol and after_mu >= after_r - tol and after_lam >= after_mu - tol
+        last = after_lam
+
+
+def test_sweep_reports_the_exact_elbo_of_its_result():
+    x, s = data()
+    f = eq.features(x, s)
+    _, q = random_state(len(x))
+    constant = eq.data_constant(x, s, PRIOR)
+    for _ in range(3):
+        log_r = eq.update_assignments(f, q, PRIOR)
+        q, reported = eq.sweep(f, constant, q, PRIOR)
+        torch.testing.assert_close(reported, eq.elbo(x, s, log_r, q, PRIOR))
+
+
+def _grads(x, s, log_r, q, names):
+    leaves = {name: getattr(q, name).clone().requires_grad_() for name in names}
+    q = q._replace(**leaves)
+    eq.elbo(x, s, log_r, q, PRIOR).backward()
+    return [leaves[name].grad for name in names]
+
+
+def test_each_update_is_a_stationary_point_of_the_elbo():
+    x, s = data()
+    f = eq.features(x, s)
+    log_r, q = random_state(len(x))
+    t = eq.statistics(f, log_r)
+    q_mu = eq.update_locations(t, PRIOR, q)
+    for grad in _grads(x, s, log_r, q_mu, ("m", "s")):
+        assert grad.abs().max() < 1e-8
+    q_lam = eq.update_rates(t, PRIOR, q)
+    for grad in _grads(x, s, log_r, q_lam, ("a", "b")):
+        assert grad.abs().max() < 1e-8
+    # r = softmax(η): the gradient with respect to the free logits η vanishes
+    eta = eq.update_assignments(f, q, PRIOR).clone().requires_grad_()
+    eq.elbo(x, s, eta.log_softmax(-1), q, PRIOR).backward()
+    assert eta.grad.abs().max() < 1e-8
+    # and a random state is not stationary, so the checks above can fail
+    assert max(g.abs().max() for g in _grads(x, s, log_r, q, ("m", "s", "a", "b"))) > 1e-2
+
+
+def test_elbo_matches_monte_carlo_of_log_p_minus_log_q():
+    x, s = data(n=4, seed=3)
+    log_r, q = random_state(len(x), seed=4)
+    torch.manual_seed(5)
+    draws = 400_000
+    z = Categorical(logits=log_r).sample((draws,))  # [M, N]
+    q_mu, q_lam = Normal(q.m, q.s.sqrt()[:, None]), Gamma(q.a, q.b)
+    mu, lam = q_mu.sample((draws,)), q_lam.sample((draws,))  # [M, K, 2], [M, K]
+    mu_z = torch.gather(mu, 1, z[..., None].expand(-1, -1, 2))
+    lam_z = torch.gather(lam, 1, z)
+    log_p = (
+        (PRIOR.log_pi[z] + Normal(mu_z, math.sqrt(PRIOR.tau)).log_prob(x).sum(-1)).sum(-1)
+        + Poisson(lam_z).log_prob(s.double()).sum(-1)
+        + Normal(PRIOR.nu, math.sqrt(PRIOR.rho)).log_prob(mu).sum((-1, -2))
+        + Gamma(PRIOR.alpha, PRIOR.beta).log_prob(lam).sum(-1)
+    )
+    log_q = (
+        Categorical(logits=log_r).log_prob(z).sum(-1)
+        + q_mu.log_prob(mu).sum((-1, -2))
+        + q_lam.log_prob(lam).sum(-1)
+    )
+    w = log_p - log_q
+    se = w.std() / math.sqrt(draws)
+    assert abs(w.mean() - eq.elbo(x, s, log_r, q, PRIOR)) < 4 * se
+    assert se < 0.05  # the comparison is sharp enough to catch a dropped constant
+
+
+def test_predictive_matches_monte_carlo_over_the_posterior():
+    x, s = data(n=30)
+    f = eq.features(x, s)
+    _, q = random_state(len(x), seed=8)
+    for _ in range(10):  # a posterior of 30 events: broad enough to matter, MC stays sharp
+        q, _ = eq.sweep(f, eq.data_constant(x, s, PRIOR), q, PRIOR)
+    x_new, s_new = data(n=6, seed=7)
+    torch.manual_seed(9)
+    draws = 400_000
+    mu = Normal(q.m, q.s.sqrt()[:, None]).sample((draws,))  # [M, K, 2]
+    lam = Gamma(q.a, q.b).sample((draws,))  # [M, K]
+    loc = Normal(mu[:, None], math.sqrt(PRIOR.tau)).log_prob(x_new[:, None]).sum(-1)
+    cnt = Poisson(lam[:, None]).log_prob(s_new.double()[:, None])
+    per_draw = (loc + cnt + PRIOR.log_pi).logsumexp(-1)  # [M, N]
+    mc = per_draw.logsumexp(0) - math.log(draws)
+    closed = eq.predictive_log_prob(x_new, s_new, q, PRIOR)
+    torch.testing.assert_close(closed, mc, atol=0.01, rtol=0)
+    # the plug-in density at the posterior means is a different, sharper number
+    plug_in = eq.mixture_log_prob(x_new, s_new, PRIOR.log_pi, q.m, PRIOR.tau, q.a / q.b)
+    assert (plug_in - closed).abs().max() > 0.05
+
+
+def test_predictive_counts_sum_to_one_and_batch_over_restarts():
+    _, q = random_state(1)
+    grid = torch.arange(400)
+    x = torch.zeros(len(grid), 2, dtype=torch.float64)
+    q_r = eq.Posterior(*(torch.stack([v, v]) for v in q))
+    lp = eq.predictive_log_prob(x, grid, q_r, PRIOR)
+    assert lp.shape == (2, len(grid))
+    # at x = 0 the location density is p(0); summing over S leaves Σ_k π_k N(0; m_k, τ + s_k)
+    loc = Normal(q.m, (PRIOR.tau + q.s).sqrt()[:, None]).log_prob(torch.zeros(2)).sum(-1)
+    torch.testing.assert_close(lp[0].logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
+
+
+def test_kmeans_pp_seeds_are_data_points_and_spread_out():
+    x, s = data(n=2000)
+    seeds = eq.kmeans_pp(x, 3, restarts=5, generator=torch.Generator().manual_seed(0))
+    assert seeds.shape == (5, 3, 2)
+    assert (torch.cdist(seeds.reshape(-1, 2), x).min(-1).values < 1e-6).all()
+    q = eq.initial_posterior(eq.features(x, s), seeds, PRIOR)
+    assert q.m.shape == (5, 3, 2) and (q.s > 0).all() and (q.b > PRIOR.beta).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"tau": 0.0}, "tau"),
+        ({"rho": -1.0}, "rho"),
+        ({"alpha": 0}, "alpha"),
+        ({"beta": float("nan")}, "beta"),
+        ({"weights_": [0.5, 0.6, -0.1]}, "weights"),
+        ({"weights_": [0.5, 0.5]}, "weights"),
+        ({"nu": [0.0]}, "nu"),
+    ],
+)
+def test_bad_hyper_parameters_name_the_field(kwargs, key):
+    args = {"n_components": 3, "weights_": None, "tau": 1.0, "nu": [0.0, 0.0]}
+    args |= {"rho": 1.0, "alpha": 1.0, "beta": 1.0} | kwargs
+    with pytest.raises(ConfigError, match=rf"^{key}="):
+        eq.make_prior(**args)
