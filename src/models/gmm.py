@@ -1,0 +1,119 @@
+"""A Gaussian mixture in D dimensions: p(x) = Σ_k π_k N(x; μ_k, L_k L_kᵀ).
+
+Unconstrained parameters, so any optimizer can fit it by maximum likelihood: weights
+π = softmax(logits) (the simplex constraint), and each covariance through its Cholesky factor
+L_k, whose diagonal is sqrt(reg_covar) + exp(raw) (`full`: free strict lower triangle too;
+`diag`: diagonal only). That floor bounds det Σ_k ≥ reg_covar^D, so no component can collapse
+onto a point and send the likelihood to infinity. EM (`em_step`) uses the same arithmetic
+(`src.models.gmm_ops`) and adds reg_covar to Σ_k's diagonal as scikit-learn does, which keeps
+the factor's diagonal above the same floor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+
+from src.errors import ConfigError
+from src.models.gmm_grad import MixtureLogLikelihood
+from src.models.gmm_ops import e_step, hard_assignment, kmeans_plus_plus, m_step
+from src.utils.checks import one_of, positive_int
+
+INITS = ("kmeans++", "random_from_data")
+
+
+class GaussianMixture(nn.Module):
+    support = "continuous"
+
+    def __init__(
+        self,
+        n_components: int = 8,
+        dim: int = 2,
+        covariance_type: str = "full",
+        reg_covar: float = 1e-6,
+        analytic_grad: bool = False,
+        init: str = "kmeans++",
+    ) -> None:
+        super().__init__()
+        k, d = positive_int("n_components", n_components), positive_int("dim", dim)
+        self.diagonal = one_of("covariance_type", covariance_type, ["full", "diag"]) == "diag"
+        if isinstance(reg_covar, bool) or not isinstance(reg_covar, (int, float)):
+            raise ConfigError("reg_covar", reg_covar, "a finite number >= 0")
+        if not 0 <= reg_covar < math.inf:
+            raise ConfigError("reg_covar", reg_covar, "a finite number >= 0")
+        self.reg_covar, self.analytic_grad = float(reg_covar), bool(analytic_grad)
+        self.init = one_of("init", init, INITS)
+        self.event_shape = torch.Size([d])
+        self.logits = nn.Parameter(torch.zeros(k))
+        self.loc = nn.Parameter(torch.randn(k, d))
+        self.raw_diag = nn.Parameter(torch.zeros(k, d))
+        self.raw_lower = nn.Parameter(torch.zeros(k, d, d), requires_grad=not self.diagonal)
+
+    @property
+    def n_components(self) -> int:
+        return len(self.logits)
+
+    def scale_tril(self) -> Tensor:
+        """L_k: [K, D, D], lower triangular with diagonal ≥ sqrt(reg_covar)."""
+        diag = math.sqrt(self.reg_covar) + self.raw_diag.exp()
+        lower = torch.zeros_like(self.raw_lower) if self.diagonal else self.raw_lower.tril(-1)
+        return lower + torch.diag_embed(diag)
+
+    def covariance(self) -> Tensor:
+        tril = self.scale_tril()
+        return tril @ tril.transpose(-1, -2)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        if self.analytic_grad:
+            return MixtureLogLikelihood.apply(x, self.logits, self.loc, self.scale_tril())
+        log_weights = torch.log_softmax(self.logits, -1)
+        return e_step(x, log_weights, self.loc, self.scale_tril())[0]
+
+    def distribution(self) -> MixtureSameFamily:
+        return MixtureSameFamily(
+            Categorical(logits=self.logits),
+            MultivariateNormal(self.loc, scale_tril=self.scale_tril()),
+            validate_args=False,
+        )
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        return self.distribution().sample((n,))
+
+    @torch.no_grad()
+    def set_parameters(self, log_weights: Tensor, loc: Tensor, scale_tril: Tensor) -> None:
+        """Store a mixture given as (log π, μ, L); L's diagonal must be ≥ sqrt(reg_covar)."""
+        self.logits.copy_(log_weights)
+        self.loc.copy_(loc)
+        excess = scale_tril.diagonal(dim1=-2, dim2=-1) - math.sqrt(self.reg_covar)
+        self.raw_diag.copy_(excess.clamp_min(torch.finfo(excess.dtype).tiny).log())
+        self.raw_lower.copy_(scale_tril.tril(-1))
+
+    @torch.no_grad()
+    def em_step(self, x: Tensor) -> Tensor:
+        """One EM update on the full data; returns the mean log-likelihood *before* it."""
+        log_weights = torch.log_softmax(self.logits, -1)
+        log_p, resp = e_step(x, log_weights, self.loc, self.scale_tril())
+        self.set_parameters(*m_step(x, resp, self.reg_covar, self.diagonal))
+        return log_p.mean()
+
+    @torch.no_grad()
+    def init_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> None:
+        """Centres by `init`, then one M-step on the hard assignment to the nearest centre."""
+        k = self.n_components
+        if k > len(x):  # raised where model meets data, so it names its full config path
+            raise ConfigError(
+                "model.n_components", k, f"at most the number of training points ({len(x)})"
+            )
+        if generator is None:
+            generator = torch.Generator(x.device).manual_seed(torch.initial_seed() % 2**63)
+        x = x.to(self.loc.dtype)
+        if self.init == "kmeans++":
+            centres = kmeans_plus_plus(x, k, generator)
+        else:
+            centres = x[torch.randperm(len(x), generator=generator, device=x.device)[:k]]
+        resp = hard_assignment(x, centres)
+        self.set_parameters(*m_step(x, resp, self.reg_covar, self.diagonal))

@@ -1,0 +1,84 @@
+"""Gaussian-mixture arithmetic shared by gradient MLE, EM and initialisation (one code path).
+
+A mixture is (log_weights [K], loc [K, D], scale_tril [K, D, D]) with Σ_k = L_k L_kᵀ. Densities
+stay in log space and use triangular solves: log N(x; μ, LLᵀ) = −½‖L⁻¹(x − μ)‖² − Σ_i log L_ii
+− (D/2) log 2π, so no inverse and no determinant is ever formed. Intermediates are at most
+K×D×N (never N×K×D×D), which keeps a full-batch EM step on 10⁶ points cheap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.linalg import solve_triangular
+
+from src.errors import UserError
+
+
+def whiten(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
+    """z_k = L_k⁻¹(x − μ_k) for every point and component: [K, D, N]."""
+    centred = x.T.unsqueeze(0) - loc.unsqueeze(-1)  # [K, D, N]
+    return solve_triangular(scale_tril, centred, upper=False)
+
+
+def component_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> tuple[Tensor, Tensor]:
+    """(log N(x_n; μ_k, Σ_k) as [N, K], the whitened points z [K, D, N])."""
+    z = whiten(x, loc, scale_tril)
+    half_log_det = scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [K]
+    log_norm = half_log_det + 0.5 * x.shape[-1] * math.log(2 * math.pi)
+    return (-0.5 * z.square().sum(1) - log_norm.unsqueeze(-1)).T, z
+
+
+def e_step(
+    x: Tensor, log_weights: Tensor, loc: Tensor, scale_tril: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(log p(x_n) as [N], responsibilities r_nk = p(k | x_n) as [N, K])."""
+    joint = component_log_prob(x, loc, scale_tril)[0] + log_weights
+    log_p = torch.logsumexp(joint, dim=-1)
+    return log_p, (joint - log_p.unsqueeze(-1)).exp()
+
+
+def m_step(
+    x: Tensor, resp: Tensor, reg_covar: float, diagonal: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Maximise Σ_nk r_nk log(π_k N(x_n; μ_k, Σ_k)) over the simplex and the parameters.
+
+    The Lagrangian of the weights gives π_k = N_k / N with N_k = Σ_n r_nk; then μ_k is the
+    r-weighted mean and Σ_k the r-weighted covariance about it, plus `reg_covar` on its
+    diagonal (as scikit-learn does). An empty component keeps a tiny N_k, so nothing divides
+    by zero (its mean goes to 0 and its covariance to reg_covar·I).
+    """
+    counts = resp.sum(0).clamp_min(10 * torch.finfo(x.dtype).eps)  # [K]
+    loc = (resp.T @ x) / counts.unsqueeze(-1)  # [K, D]
+    centred = x.unsqueeze(0) - loc.unsqueeze(1)  # [K, N, D]
+    weighted = centred * (resp.T / counts.unsqueeze(-1)).unsqueeze(-1)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    if diagonal:
+        var = (weighted * centred).sum(1) + reg_covar  # [K, D]
+        scale_tril = torch.diag_embed(var.sqrt())
+    else:
+        cov = weighted.transpose(1, 2) @ centred + reg_covar * eye  # [K, D, D]
+        scale_tril, info = torch.linalg.cholesky_ex(cov)
+        if info.any():
+            raise UserError("a component's covariance is singular: raise model.reg_covar above 0")
+    return (counts / counts.sum()).log(), loc, scale_tril
+
+
+def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """k centres drawn by k-means++ seeding: each next one ∝ squared distance to the nearest."""
+    first = torch.randint(len(x), (1,), generator=generator, device=x.device)
+    centres = [x[first]]
+    nearest = (x - centres[0]).square().sum(-1)
+    for _ in range(k - 1):  # a loop over components, not over points
+        pick = torch.multinomial(nearest.clamp_min(0), 1, generator=generator)
+        centres.append(x[pick])
+        nearest = torch.minimum(nearest, (x - x[pick]).square().sum(-1))
+    return torch.cat(centres)
+
+
+def hard_assignment(x: Tensor, centres: Tensor) -> Tensor:
+    """One-hot responsibilities [N, K] of each point to its nearest centre."""
+    labels = torch.cdist(x, centres).argmin(-1)
+    return torch.nn.functional.one_hot(labels, len(centres)).to(x.dtype)
