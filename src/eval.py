@@ -20,10 +20,14 @@ def run_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The trained run's config with this command's overrides applied on top."""
     ckpt = Path(cfg.ckpt_path)
     if not ckpt.is_file():
-        raise ConfigError("ckpt_path", str(ckpt), "an existing checkpoint, e.g. <run>/checkpoints/last.ckpt")
+        raise ConfigError(
+            "ckpt_path", str(ckpt), "an existing checkpoint, e.g. <run>/checkpoints/last.ckpt"
+        )
     saved = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
     if not saved.is_file():
-        raise ConfigError("ckpt_path", str(ckpt), f"a checkpoint inside a run directory ({saved} is missing)")
+        raise ConfigError(
+            "ckpt_path", str(ckpt), f"a checkpoint inside a run directory ({saved} is missing)"
+        )
     run_cfg = OmegaConf.load(saved)
     for override in overrides:  # Hydra already parsed each value into `cfg`: copy it over
         key = override.split("=", 1)[0].lstrip("+~")
@@ -38,8 +42,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import torch
 
     from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import build_datamodule, build_module
+    from src.utils.setup import build_datamodule, build_module, quiet_known_noise
 
+    quiet_known_noise()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)

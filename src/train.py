@@ -21,8 +21,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from src.utils.hparams import flat_hparams, log_hparams
     from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import build_datamodule, build_module, build_trainer
+    from src.utils.setup import build_datamodule, build_module, build_trainer, quiet_known_noise
 
+    quiet_known_noise()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)

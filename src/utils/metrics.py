@@ -26,6 +26,5 @@ def print_metrics(metrics: Mapping[str, float], run_dir: str | Path) -> None:
     table = Table(title="final metrics", show_header=False)
     for key, value in metrics.items():
         table.add_row(key, f"{value:.6g}")
-    console = Console()
-    console.print(table)
-    console.print(f"run directory: {run_dir}")
+    Console().print(table)
+    print(f"run directory: {run_dir}", flush=True)  # one unwrapped line, for scripts to read

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch import nn
@@ -76,3 +79,12 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def quiet_known_noise() -> None:
+    """Hide Lightning's messages that say nothing about this run (tips, a torch deprecation)."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )

@@ -1,0 +1,40 @@
+"""Every bad setting of the core run is refused before training, naming the setting.
+
+(`tests/test_cli.py` checks through the real command line that such an error is one stderr
+line with exit code 2; here each case runs in-process, which is fast.)
+"""
+
+import pytest
+
+from src.errors import ConfigError
+from src.train import train
+
+BAD_SETTINGS = [
+    ("model.n_components=0", "model.n_components=0", "an integer >= 1"),
+    ("model.base=laplace", "model.base='laplace'", "one of uniform, normal"),
+    ("data.truth.stds=[0.5,-0.3,0.8]", "data.truth.stds=", "> 0"),
+    ("data.truth.stds=[0.5,0.3]", "data.truth.stds=", "a list of 3 numbers"),
+    ("data.truth.weights=[0.5,0.6,-0.1]", "data.truth.weights=", "sum to 1"),
+    ("data.truth.weights=[0.3,0.3,0.3]", "data.truth.weights=", "sum to 1"),
+    ("data.batch_size=0", "data.batch_size=0", "an integer >= 1"),
+    ("data.n_train=0", "data.n_train=0", "an integer >= 1"),
+    ("data.n_val=-1", "data.n_val=-1", "an integer >= 1"),
+    ("data.n_test=2.5", "data.n_test=2.5", "an integer >= 1"),
+    ("optimizer.lr=0", "optimizer.lr=0", "> 0"),
+    ("optimizer.lr=-0.1", "optimizer.lr=-0.1", "> 0"),
+    ("callbacks.figures.every_n_epochs=0", "callbacks.figures.every_n_epochs=0", ">= 1"),
+]
+
+
+@pytest.mark.parametrize(("override", "named", "valid"), BAD_SETTINGS)
+def test_bad_setting_names_the_key_and_the_valid_range(override, named, valid, make_cfg, tmp_path):
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(override))
+    message = str(error.value)
+    assert message.startswith(named) and valid in message and "\n" not in message
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_seed003_sizes_are_named_as_the_notes_name_them(make_cfg):
+    with pytest.raises(ConfigError, match=r"^data\.num_train=0 "):
+        train(make_cfg("data=seed003", "data.num_train=0"))

@@ -1,0 +1,72 @@
+"""The run contract: metrics.json, checkpoints, TensorBoard events, and eval reproducing them."""
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.eval import run_config
+from src.train import train
+
+SHORT_RUN = (
+    "trainer.max_epochs=3",
+    "data.n_train=512",
+    "data.n_test=2000",
+    "callbacks.figures.every_n_epochs=2",
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path_factory.mktemp("run")
+    metrics = train(compose_config(*SHORT_RUN, output_dir=run_dir))
+    return run_dir, metrics
+
+
+def test_run_writes_its_metrics(run):
+    run_dir, metrics = run
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    expected = {
+        "train/nll",
+        "val/nll",
+        "test/nll",
+        "test/oracle_nll",
+        "test/kl_gap",
+        "test/kl_gap_se",
+        "fit_seconds",
+    }
+    assert expected <= metrics.keys()
+    assert metrics["test/kl_gap"] == pytest.approx(
+        metrics["test/nll"] - metrics["test/oracle_nll"], abs=1e-9
+    )
+    assert 0 < metrics["test/kl_gap_se"] < 0.05
+
+
+def test_run_keeps_last_and_best_checkpoints(run):
+    run_dir, _ = run
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
+
+
+def test_tensorboard_reads_scalars_figures_and_hparams(run):
+    run_dir, metrics = run
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    assert {"train/nll", "val/nll", "test/nll", "test/kl_gap", "fit_seconds"} <= set(
+        tags["scalars"]
+    )
+    assert [e.value for e in events.Scalars("train/nll")][-1] == pytest.approx(
+        metrics["train/nll"], rel=1e-6
+    )
+    assert len(events.Scalars("val/nll")) == 3
+    assert {"fit/density", "fit/x_to_z", "samples/samples"} <= set(tags["images"])
+    assert "_hparams_/session_start_info" in events.summary_metadata
+
+
+def test_eval_overrides_replace_the_runs_settings(run, make_cfg):
+    run_dir, _ = run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    overrides = [f"ckpt_path={ckpt}", "data.n_test=300"]
+    cfg = run_config(make_cfg(*overrides, config_name="eval"), overrides)
+    assert cfg.data.n_test == 300 and cfg.data.n_train == 512
