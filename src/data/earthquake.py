@@ -1,0 +1,209 @@
+"""Earthquake catalogues: events (location X ∈ ℝ², strength S ∈ ℕ), synthetic or from a CSV.
+
+Batches are full splits, already on the training device (CAVI sweeps over all events at once):
+train and val `(x [N, 2], s [N] long)`, plus `z [N]` (true clusters) when known; test adds the
+truth's log-density of each event, for the oracle NLL. The data kind is "earthquake" with
+events (x, y, S), so only the earthquake model pairs with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from src.data.batches import TensorBatches
+from src.errors import ConfigError, UserError
+from src.models.earthquake import make_prior, mixture_log_prob, sample_events
+from src.utils.checks import finite_list, positive, positive_int, positive_list
+
+SPLITS = ("train", "val", "test")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EarthquakeTruth:
+    """The generating mixture with fixed μ [K, 2] and λ [K]: samples and scores events."""
+
+    def __init__(self, log_pi: Tensor, means: Tensor, tau: float, rates: Tensor) -> None:
+        self.log_pi, self.means, self.tau, self.rates = log_pi, means, tau, rates
+
+    def sample(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        return sample_events(n, self.log_pi, self.means, self.tau, self.rates)
+
+    def log_prob(self, x: Tensor, counts: Tensor) -> Tensor:
+        return mixture_log_prob(x, counts, self.log_pi, self.means, self.tau, self.rates)
+
+
+class EarthquakeDataModule(pl.LightningDataModule):
+    """Splits {name: (x, s[, z])} served whole; `truth` (if known) scores the test split."""
+
+    support = "earthquake"
+    event_shape = torch.Size([3])
+
+    def __init__(
+        self, splits: dict[str, tuple[Tensor, ...]], truth: EarthquakeTruth | None
+    ) -> None:
+        super().__init__()
+        self.splits, self.truth = splits, truth
+        self._on_device: dict[str, tuple[Tensor, ...]] = {}
+
+    @property
+    def train_x(self) -> Tensor:
+        """Training events as rows (x, y, S)."""
+        x, s = self.splits["train"][:2]
+        return torch.cat([x, s[:, None].to(x.dtype)], dim=1)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._on_device:
+            return
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        tensors = dict(self.splits)
+        if self.truth is not None:
+            x, s = tensors["test"][:2]
+            tensors["test"] += (self.truth.log_prob(x.double(), s),)
+        self._on_device = {k: tuple(t.to(device) for t in v) for k, v in tensors.items()}
+
+    def _loader(self, split: str) -> TensorBatches:
+        return TensorBatches(self._on_device[split], None, shuffle=False)
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._loader("train")
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._loader("val")
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._loader("test")
+
+
+class SyntheticEarthquakes(EarthquakeDataModule):
+    """μ_k ~ N(ν, ρI) and λ_k ~ Gamma(α, β) (unless `means` / `rates` are given), then events
+    Z ~ Cat(π), X | Z ~ N(μ_Z, τI), S | Z ~ Poisson(λ_Z); each split from its own seed."""
+
+    def __init__(
+        self,
+        n_components: int = 4,
+        weights: list[float] | None = None,
+        tau: float = 1.0,
+        nu: tuple[float, float] = (0.0, 0.0),
+        rho: float = 100.0,
+        alpha: float = 4.0,
+        beta: float = 0.4,
+        means: list[list[float]] | None = None,
+        rates: list[float] | None = None,
+        n_train: int = 2000,
+        n_val: int = 500,
+        n_test: int = 5000,
+        seed: int = 0,
+    ) -> None:
+        prior = make_prior(n_components, weights, tau, list(nu), rho, alpha, beta)
+        self.weights, self.tau = prior.log_pi.exp().tolist(), prior.tau
+        sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
+        seeds = np.random.SeedSequence(seed).generate_state(len(SPLITS) + 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seeds[0]))
+            mu = prior.nu + math.sqrt(prior.rho) * torch.randn(n_components, 2, dtype=torch.float64)
+            lam = torch.distributions.Gamma(prior.alpha, prior.beta).sample((n_components,))
+        if means is not None:
+            mu = _means(means, n_components)
+        if rates is not None:
+            lam = torch.tensor(positive_list("rates", rates, n_components), dtype=torch.float64)
+        truth = EarthquakeTruth(prior.log_pi, mu, prior.tau, lam.double())
+        splits = {}
+        for split, n, split_seed in zip(SPLITS, sizes, seeds[1:]):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(split_seed))
+                x, s, z = truth.sample(n)
+            splits[split] = (x.float(), s, z)
+        super().__init__(splits, truth)
+
+
+def _means(means: list[list[float]], k: int) -> Tensor:
+    rows = [list(row) if isinstance(row, (list, tuple)) else row for row in means]
+    if len(rows) != k or not all(isinstance(row, list) for row in rows):
+        raise ConfigError("means", means, f"a list of {k} [x, y] pairs")
+    return torch.tensor([finite_list("means", row, 2) for row in rows], dtype=torch.float64)
+
+
+class CsvEarthquakes(EarthquakeDataModule):
+    """A user's catalogue: a CSV file with header columns `x, y, s` (s a non-negative integer
+    count), split at random into train/val/test; no truth, so no oracle."""
+
+    def __init__(
+        self, path: str, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+    ) -> None:
+        fractions = [
+            positive(k, v)
+            for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+        ]
+        if sum(fractions) >= 1:
+            raise ConfigError("test_fraction", test_fraction, "val_fraction + test_fraction < 1")
+        x, s = load_catalogue(path)
+        n_val, n_test = (max(1, round(f * len(x))) for f in fractions)
+        if len(x) - n_val - n_test < 1:
+            raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        parts = perm.split([len(x) - n_val - n_test, n_val, n_test])
+        super().__init__({k: (x[i].float(), s[i]) for k, i in zip(SPLITS, parts)}, None)
+
+
+def load_catalogue(path: str | Path) -> tuple[Tensor, Tensor]:
+    """(x [N, 2] float64, s [N] long) from a CSV file with columns x, y, s; a bad row raises a
+    `UserError` naming the file, its line and the field."""
+    file = _resolve(Path(path))
+    with file.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if not {"x", "y", "s"} <= set(header):
+            raise UserError(f"{file}, line 1: header {header} lacks the columns x, y, s")
+        cols = [header.index(c) for c in ("x", "y", "s")]
+        xs, ss = [], []
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise UserError(
+                    f"{file}, line {line}: {len(row)} fields, the header has {len(header)}"
+                )
+            xs.append([_coordinate(file, line, name, row[c]) for name, c in zip("xy", cols)])
+            ss.append(_count(file, line, row[cols[2]]))
+    if not xs:
+        raise UserError(f"{file}: no events")
+    return torch.tensor(xs, dtype=torch.float64), torch.tensor(ss, dtype=torch.long)
+
+
+def _resolve(path: Path) -> Path:
+    """Relative paths are tried from the working directory, then from the project root."""
+    for candidate in (path, ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("path", str(path), "an existing CSV file")
+
+
+def _coordinate(file: Path, line: int, name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise UserError(
+            f"{file}, line {line}: {name}={text.strip()!r} is invalid: expected a finite number"
+        )
+    return value
+
+
+def _count(file: Path, line: int, text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0 and value == int(value)):
+        expected = "expected a non-negative integer count"
+        raise UserError(f"{file}, line {line}: s={text.strip()!r} is invalid: {expected}")
+    return int(value)
