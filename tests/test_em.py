@@ -1,0 +1,119 @@
+"""EM: monotone log-likelihood, agreement with scikit-learn, the Lightning module's contract."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from src.data.truths_2d import gaussian_mixture
+from src.errors import ConfigError, UserError
+from src.models.gmm import GaussianMixture
+from src.train import train
+
+
+def _ring_data(n=3000, seed=0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return gaussian_mixture(n_components=5, radius=3.0, std=0.8).sample((n,))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("init", ["kmeans++", "random_from_data"])
+def test_log_likelihood_never_decreases(covariance_type, init):
+    x = _ring_data()
+    gmm = GaussianMixture(5, 2, covariance_type, init=init).double()
+    gmm.init_from_data(x, torch.Generator().manual_seed(1))
+    lls = torch.stack([gmm.em_step(x) for _ in range(60)])
+    assert (lls.diff() >= -1e-12).all()
+    assert lls[-1] > lls[0] + 0.01  # it actually moved
+
+
+def test_em_matches_sklearn_from_the_same_start():
+    x = _ring_data(4000, seed=5)
+    gmm = GaussianMixture(5, 2, "full", reg_covar=1e-6).double()
+    gmm.init_from_data(x, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        weights, means, cov = gmm.logits.softmax(-1), gmm.loc.clone(), gmm.covariance()
+    sk = SkGaussianMixture(
+        5,
+        covariance_type="full",
+        reg_covar=1e-6,
+        tol=1e-12,
+        max_iter=2000,
+        weights_init=weights.numpy(),
+        means_init=means.numpy(),
+        precisions_init=np.linalg.inv(cov.numpy()),
+    ).fit(x.numpy())
+    previous = None
+    for _ in range(2000):
+        ll = float(gmm.em_step(x))
+        if previous is not None and abs(ll - previous) < 1e-12:
+            break
+        previous = ll
+    with torch.no_grad():
+        ours = float(gmm.log_prob(x).mean())
+    assert abs(ours - sk.score(x.numpy())) < 1e-6
+    loc = gmm.loc.detach().numpy()
+    rows, cols = linear_sum_assignment(((loc[:, None] - sk.means_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(loc[rows], sk.means_[cols], atol=1e-4)
+    np.testing.assert_allclose(
+        weights.new_tensor(sk.weights_[cols]), gmm.logits.softmax(-1)[rows].detach(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        gmm.covariance().detach().numpy()[rows], sk.covariances_[cols], atol=1e-4
+    )
+
+
+def _em_cfg(make_cfg, *extra):
+    return make_cfg(
+        "experiment=gmm_em_mog2d",
+        "data.n_train=2000",
+        "data.n_val=500",
+        "data.n_test=2000",
+        "callbacks=none",
+        "~logger",
+        *extra,
+    )
+
+
+def test_em_module_stops_on_tolerance_and_reports_the_test_metrics(make_cfg):
+    metrics = train(
+        _em_cfg(make_cfg, "model.n_init=2", "model.max_iter=100", "trainer.max_epochs=500")
+    )
+    assert {"train/nll", "val/nll", "test/nll", "test/oracle_nll", "test/kl_gap"} <= metrics.keys()
+    assert metrics["test/kl_gap"] < 0.05  # 8 true components, 2000 points
+    assert metrics["test/kl_gap"] == pytest.approx(
+        metrics["test/nll"] - metrics["test/oracle_nll"], abs=1e-6
+    )
+
+
+def test_em_module_refuses_mini_batches(make_cfg):
+    with pytest.raises(UserError, match="data.batch_size=null"):
+        train(_em_cfg(make_cfg, "data.batch_size=100", "trainer.max_epochs=1"))
+
+
+def test_em_module_refuses_more_components_than_points(make_cfg):
+    with pytest.raises(ConfigError, match=r"model\.n_components=8 .*\(5\)"):
+        train(_em_cfg(make_cfg, "data.n_train=5", "debug=fast"))
+
+
+@pytest.mark.slow  # a fresh interpreter importing Lightning
+def test_cli_prints_one_line_and_fails():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            "experiment=gmm_em_mog2d",
+            "model.reg_covar=-1",
+            "debug=fast",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.reg_covar=-1")
