@@ -91,7 +91,7 @@ def test_em_module_stops_on_tolerance_and_reports_the_test_metrics(make_cfg):
 
 
 def test_em_module_refuses_mini_batches(make_cfg):
-    with pytest.raises(UserError, match="data.batch_size=null"):
+    with pytest.raises(UserError, match=r"data\.batch_size=null"):
         train(_em_cfg(make_cfg, "data.batch_size=100", "trainer.max_epochs=1"))
 
 
