@@ -30,12 +30,15 @@ class EMModule(DensityModule):
         covariance_type: str = "full",
         reg_covar: float = 1e-6,
         init: str = "kmeans++",
+        init_trials: int = 5,
         tol: float = 1e-6,
         max_iter: int = 200,
         n_init: int = 1,
         seed: int = 0,
     ) -> None:
-        model = GaussianMixture(n_components, dim, covariance_type, reg_covar, init=init)
+        model = GaussianMixture(
+            n_components, dim, covariance_type, reg_covar, init=init, init_trials=init_trials
+        )
         super().__init__(model, optimizer=None)
         self.automatic_optimization = False
         self.tol = positive("tol", tol)

@@ -36,6 +36,7 @@ class GaussianMixture(nn.Module):
         reg_covar: float = 1e-6,
         analytic_grad: bool = False,
         init: str = "kmeans++",
+        init_trials: int = 5,
     ) -> None:
         super().__init__()
         k, d = positive_int("n_components", n_components), positive_int("dim", dim)
@@ -46,6 +47,7 @@ class GaussianMixture(nn.Module):
             raise ConfigError("reg_covar", reg_covar, "a finite number >= 0")
         self.reg_covar, self.analytic_grad = float(reg_covar), bool(analytic_grad)
         self.init = one_of("init", init, INITS)
+        self.init_trials = positive_int("init_trials", init_trials)
         self.event_shape = torch.Size([d])
         self.logits = nn.Parameter(torch.zeros(k))
         self.loc = nn.Parameter(torch.randn(k, d))
@@ -102,7 +104,8 @@ class GaussianMixture(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> None:
-        """Centres by `init`, then one M-step on the hard assignment to the nearest centre."""
+        """Centres by `init` (best of `init_trials` draws), then one M-step on the hard
+        assignment of each point to its nearest centre."""
         k = self.n_components
         if k > len(x):  # raised where model meets data, so it names its full config path
             raise ConfigError(
@@ -111,9 +114,14 @@ class GaussianMixture(nn.Module):
         if generator is None:
             generator = torch.Generator(x.device).manual_seed(torch.initial_seed() % 2**63)
         x = x.to(self.loc.dtype)
-        if self.init == "kmeans++":
-            centres = kmeans_plus_plus(x, k, generator)
-        else:
-            centres = x[torch.randperm(len(x), generator=generator, device=x.device)[:k]]
-        resp = hard_assignment(x, centres)
+        best = None
+        for _ in range(self.init_trials):  # keep the centres with the least k-means potential
+            if self.init == "kmeans++":
+                centres = kmeans_plus_plus(x, k, generator)
+            else:
+                centres = x[torch.randperm(len(x), generator=generator, device=x.device)[:k]]
+            potential = torch.cdist(x, centres).min(-1).values.square().sum()
+            if best is None or potential < best[0]:
+                best = (potential, centres)
+        resp = hard_assignment(x, best[1])
         self.set_parameters(*m_step(x, resp, self.reg_covar, self.diagonal))

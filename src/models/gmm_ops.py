@@ -67,14 +67,22 @@ def m_step(
 
 
 def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
-    """k centres drawn by k-means++ seeding: each next one ∝ squared distance to the nearest."""
+    """k centres by greedy k-means++ seeding (as scikit-learn seeds k-means).
+
+    Each next centre is the best, by the resulting Σ_n min-distance², of 2 + ⌊log k⌋ candidates
+    drawn ∝ squared distance to the nearest centre so far; plain k-means++ (one candidate)
+    too often puts two seeds in one cluster, a local optimum gradient descent cannot leave.
+    """
+    trials = 2 + int(math.log(k))
     first = torch.randint(len(x), (1,), generator=generator, device=x.device)
     centres = [x[first]]
     nearest = (x - centres[0]).square().sum(-1)
     for _ in range(k - 1):  # a loop over components, not over points
-        pick = torch.multinomial(nearest.clamp_min(0), 1, generator=generator)
-        centres.append(x[pick])
-        nearest = torch.minimum(nearest, (x - x[pick]).square().sum(-1))
+        picks = torch.multinomial(nearest.clamp_min(0), trials, True, generator=generator)
+        candidate = torch.minimum(nearest, torch.cdist(x[picks], x).square())  # [T, N]
+        best = candidate.sum(-1).argmin()
+        centres.append(x[picks[best]].unsqueeze(0))
+        nearest = candidate[best]
     return torch.cat(centres)
 
 
