@@ -15,12 +15,13 @@ matplotlib.use("Agg")  # figures go to files and TensorBoard, never to a window
 
 from matplotlib.figure import Figure
 
-from src.plots import continuous_1d, earthquake
+from src.plots import continuous_1d, continuous_2d, earthquake
 
 Plotter = Callable[..., dict[str, Figure]]
 
 PLOTTERS: dict[tuple[str, int], dict[str, Plotter]] = {
     ("continuous", 0): {"fit": continuous_1d.fit, "samples": continuous_1d.samples},
+    ("continuous", 1): {"fit": continuous_2d.fit, "samples": continuous_2d.samples},
     ("earthquake", 1): {"fit": earthquake.fit, "samples": earthquake.samples},
 }
 
