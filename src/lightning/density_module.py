@@ -81,8 +81,8 @@ class DensityModule(pl.LightningModule):
         if getattr(self.model, "support", None) == "discrete":
             dims = max(1, math.prod(self.model.event_shape))
             metrics["test/bits_per_dim"] = metrics["test/nll"] / (dims * math.log(2))
-        for key, value in metrics.items():
-            self.log(key, value)
+        for key, value in metrics.items():  # already reduced: every rank logs the same value
+            self.log(key, value, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
