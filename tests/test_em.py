@@ -117,3 +117,9 @@ def test_cli_prints_one_line_and_fails():
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: model.reg_covar=-1")
+
+
+@pytest.mark.slow  # the full experiment
+def test_em_reaches_the_quality_target(make_cfg):
+    metrics = train(make_cfg("experiment=gmm_em_mog2d", "callbacks=none", "~logger"))
+    assert metrics["test/kl_gap"] <= 0.01

@@ -154,3 +154,11 @@ def test_init_from_data_places_components_on_the_data(init):
         torch.testing.assert_close(
             found[:, 0], torch.tensor([-5.0, 5.0]).double(), atol=0.1, rtol=0
         )
+
+
+@pytest.mark.slow  # the full experiment: about half a minute on one core
+def test_gradient_gmm_reaches_the_quality_target(make_cfg):
+    from src.train import train
+
+    metrics = train(make_cfg("experiment=gmm_mog2d", "callbacks=none", "~logger"))
+    assert metrics["test/kl_gap"] <= 0.01
