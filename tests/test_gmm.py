@@ -81,7 +81,7 @@ def test_mean_gradient_is_responsibility_weighted_precision_times_residual():
     _, resp = e_step(x, torch.log_softmax(gmm.logits, -1), gmm.loc, gmm.scale_tril())
     precision = torch.linalg.inv(gmm.covariance())  # test-only reference
     resid = x.unsqueeze(1) - gmm.loc  # [N, K, D]
-    expected = torch.einsum("nk,kde,nke->kd", resp, precision, resid)
+    expected = torch.einsum("kn,kde,nke->kd", resp, precision, resid)
     torch.testing.assert_close(gmm.loc.grad, expected)
 
 
@@ -94,21 +94,21 @@ def test_notes_weight_gradient_misses_one_over_pi():
     ll = torch.logsumexp(comp.log_prob(x.unsqueeze(1)) + pi.log(), -1).sum()
     (grad,) = torch.autograd.grad(ll, pi)
     resp = e_step(x, pi.detach().log(), gmm.loc.detach(), gmm.scale_tril().detach())[1]
-    torch.testing.assert_close(grad, resp.sum(0) / pi.detach())
-    assert not torch.allclose(grad, resp.sum(0))
+    torch.testing.assert_close(grad, resp.sum(1) / pi.detach())
+    assert not torch.allclose(grad, resp.sum(1))
 
 
 def test_m_step_weights_are_the_lagrangian_stationary_point():
     """π_k = Σ_n r_nk / N, and the expected complete log-likelihood is stationary there."""
     torch.manual_seed(2)
     x = torch.randn(200, 2, dtype=torch.float64)
-    resp = torch.softmax(torch.randn(200, 3, dtype=torch.float64), -1)
+    resp = torch.softmax(torch.randn(3, 200, dtype=torch.float64), 0)  # [K, N]
     log_w, loc, tril = m_step(x, resp, 0.0, diagonal=False)
-    torch.testing.assert_close(log_w.exp(), resp.mean(0))
+    torch.testing.assert_close(log_w.exp(), resp.mean(1))
     params = [log_w.clone().requires_grad_(True), loc.requires_grad_(True)]
     chol = tril.clone().requires_grad_(True)
     comp = MultivariateNormal(params[1], scale_tril=chol)
-    q = (resp * (comp.log_prob(x.unsqueeze(1)) + torch.log_softmax(params[0], -1))).sum()
+    q = (resp.T * (comp.log_prob(x.unsqueeze(1)) + torch.log_softmax(params[0], -1))).sum()
     for grad in torch.autograd.grad(q, [*params, chol]):
         assert grad.abs().max() < 1e-8
 

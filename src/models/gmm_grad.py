@@ -28,16 +28,16 @@ class MixtureLogLikelihood(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, logits: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
         log_comp, z = component_log_prob(x, loc, scale_tril)
-        joint = log_comp + torch.log_softmax(logits, -1)
-        log_p = torch.logsumexp(joint, -1)
-        resp = (joint - log_p.unsqueeze(-1)).exp()
+        joint = log_comp + torch.log_softmax(logits, -1).unsqueeze(-1)  # [K, N]
+        log_p = torch.logsumexp(joint, 0)
+        resp = (joint - log_p).exp()
         ctx.save_for_backward(logits, scale_tril, resp, z)
         return log_p
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, Tensor, Tensor]:
         logits, scale_tril, resp, z = ctx.saved_tensors
-        w = (resp * grad.unsqueeze(-1)).T  # [K, N]: g_n r_nk
+        w = resp * grad  # [K, N]: g_n r_nk
         total = w.sum(-1)  # [K]
         grad_logits = total - torch.softmax(logits, -1) * grad.sum()
         lt = scale_tril.transpose(-1, -2)

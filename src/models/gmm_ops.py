@@ -24,20 +24,25 @@ def whiten(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
 
 
 def component_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> tuple[Tensor, Tensor]:
-    """(log N(x_n; μ_k, Σ_k) as [N, K], the whitened points z [K, D, N])."""
+    """(log N(x_n; μ_k, Σ_k) as [K, N], the whitened points z [K, D, N]).
+
+    Component-major [K, N] layouts keep every reduction over N or K contiguous.
+    """
     z = whiten(x, loc, scale_tril)
     half_log_det = scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [K]
     log_norm = half_log_det + 0.5 * x.shape[-1] * math.log(2 * math.pi)
-    return (-0.5 * z.square().sum(1) - log_norm.unsqueeze(-1)).T, z
+    return -0.5 * z.square().sum(1) - log_norm.unsqueeze(-1), z
 
 
 def e_step(
     x: Tensor, log_weights: Tensor, loc: Tensor, scale_tril: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """(log p(x_n) as [N], responsibilities r_nk = p(k | x_n) as [N, K])."""
-    joint = component_log_prob(x, loc, scale_tril)[0] + log_weights
-    log_p = torch.logsumexp(joint, dim=-1)
-    return log_p, (joint - log_p.unsqueeze(-1)).exp()
+    """(log p(x_n) as [N], responsibilities r_nk = p(k | x_n) as [K, N])."""
+    joint = component_log_prob(x, loc, scale_tril)[0] + log_weights.unsqueeze(-1)
+    peak = joint.amax(0)  # log-sum-exp by hand, so its exponentials are the responsibilities
+    scaled = (joint - peak).exp()
+    total = scaled.sum(0)
+    return peak + total.log(), scaled / total
 
 
 def m_step(
@@ -45,25 +50,28 @@ def m_step(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Maximise Σ_nk r_nk log(π_k N(x_n; μ_k, Σ_k)) over the simplex and the parameters.
 
-    The Lagrangian of the weights gives π_k = N_k / N with N_k = Σ_n r_nk; then μ_k is the
-    r-weighted mean and Σ_k the r-weighted covariance about it, plus `reg_covar` on its
-    diagonal (as scikit-learn does). An empty component keeps a tiny N_k, so nothing divides
-    by zero (its mean goes to 0 and its covariance to reg_covar·I).
+    `resp` is [K, N]. The Lagrangian of the weights gives π_k = N_k / N with N_k = Σ_n r_nk;
+    then μ_k is the r-weighted mean and Σ_k = Σ_n r_nk x_n x_nᵀ / N_k − μ_k μ_kᵀ the r-weighted
+    covariance, computed about the data mean (so float32 keeps its digits), plus `reg_covar` on
+    its diagonal (as scikit-learn does). An empty component keeps a tiny N_k, so nothing
+    divides by zero (its mean goes to the data mean, its covariance to reg_covar·I).
     """
-    counts = resp.sum(0).clamp_min(10 * torch.finfo(x.dtype).eps)  # [K]
-    loc = (resp.T @ x) / counts.unsqueeze(-1)  # [K, D]
-    centred = x.unsqueeze(0) - loc.unsqueeze(1)  # [K, N, D]
-    weighted = centred * (resp.T / counts.unsqueeze(-1)).unsqueeze(-1)
+    shift = x.mean(0)
+    x = x - shift
+    counts = resp.sum(1).clamp_min(10 * torch.finfo(x.dtype).eps)  # [K]
+    loc = (resp @ x) / counts.unsqueeze(-1)  # [K, D]
+    weighted = resp.unsqueeze(1) * x.T  # [K, D, N]
     eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
     if diagonal:
-        var = (weighted * centred).sum(1) + reg_covar  # [K, D]
+        var = (weighted * x.T).sum(-1) / counts.unsqueeze(-1) - loc.square() + reg_covar
         scale_tril = torch.diag_embed(var.sqrt())
     else:
-        cov = weighted.transpose(1, 2) @ centred + reg_covar * eye  # [K, D, D]
+        second = (weighted @ x) / counts.view(-1, 1, 1)  # [K, D, D]
+        cov = second - loc.unsqueeze(-1) * loc.unsqueeze(-2) + reg_covar * eye
         scale_tril, info = torch.linalg.cholesky_ex(cov)
         if info.any():
             raise UserError("a component's covariance is singular: raise model.reg_covar above 0")
-    return (counts / counts.sum()).log(), loc, scale_tril
+    return (counts / counts.sum()).log(), loc + shift, scale_tril
 
 
 def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
@@ -87,6 +95,6 @@ def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
 
 
 def hard_assignment(x: Tensor, centres: Tensor) -> Tensor:
-    """One-hot responsibilities [N, K] of each point to its nearest centre."""
+    """One-hot responsibilities [K, N] of each point to its nearest centre."""
     labels = torch.cdist(x, centres).argmin(-1)
-    return torch.nn.functional.one_hot(labels, len(centres)).to(x.dtype)
+    return torch.nn.functional.one_hot(labels, len(centres)).to(x.dtype).T
