@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         rho: float = 100.0,
         alpha: float = 4.0,
         beta: float = 0.4,
-        means: list[list[float]] | None = None,
+        means: Sequence[Sequence[float]] | None = None,
         rates: list[float] | None = None,
         n_train: int = 2000,
         n_val: int = 500,
@@ -123,11 +124,13 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         super().__init__(splits, truth)
 
 
-def _means(means: list[list[float]], k: int) -> Tensor:
-    rows = [list(row) if isinstance(row, (list, tuple)) else row for row in means]
-    if len(rows) != k or not all(isinstance(row, list) for row in rows):
-        raise ConfigError("means", means, f"a list of {k} [x, y] pairs")
-    return torch.tensor([finite_list("means", row, 2) for row in rows], dtype=torch.float64)
+def _means(means: Sequence[Sequence[float]], k: int) -> Tensor:
+    pairs = isinstance(means, Sequence) and all(
+        isinstance(row, Sequence) and not isinstance(row, str) for row in means
+    )
+    if not pairs or len(means) != k:
+        raise ConfigError("means", list(means), f"a list of {k} [x, y] pairs")
+    return torch.tensor([finite_list("means", row, 2) for row in means], dtype=torch.float64)
 
 
 class CsvEarthquakes(EarthquakeDataModule):

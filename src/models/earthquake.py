@@ -11,8 +11,9 @@ write log λ_k where E[log λ_k] belongs):
     log r_nk = log π_k − log 2πτ − (|X_n − m_k|² + 2 s_k)/2τ
                + S_n (ψ(a_k) − log b_k) − a_k/b_k − log S_n!  − log-sum-exp over k.
 Everything that depends on (n, k) is one product F_n · W_k with F_n = (X_n, S_n, 1), so a
-sweep is two [N, 4] × [4, K] products and one log-sum-exp: O(N·K) time and memory. The ELBO
-after the sweep follows exactly from T = rᵀF (the sufficient statistics) and the normalisers.
+sweep is two [N, 4] × [4, K] products and one in-place log-sum-exp: O(N·K) time and memory.
+The ELBO after the sweep follows exactly from T = rᵀF (sufficient statistics) and the
+normalisers.
 Every function broadcasts over leading restart dimensions of the posterior (R parallel fits).
 """
 
@@ -134,12 +135,18 @@ def elbo(x: Tensor, counts: Tensor, log_r: Tensor, q: Posterior, prior: Prior) -
 
 
 def sweep(f: Tensor, constant: Tensor, q: Posterior, prior: Prior) -> tuple[Posterior, Tensor]:
-    """One CAVI sweep (r, then q(μ), then q(λ)); returns the new posterior and its ELBO [...]."""
-    logits = assignment_logits(f, q, prior)
-    norm = logits.logsumexp(-1, keepdim=True)
-    t = statistics(f, logits - norm)
-    # H[q(Z)] = Σ_n log-sum-exp_n − Σ_nk r_nk logits_nk, the latter = ⟨T, W(q)ᵀ⟩
-    entropy = norm.sum((-1, -2)) - (t * weights(q, prior).transpose(-1, -2)).sum((-1, -2))
+    """One CAVI sweep (r, then q(μ), then q(λ)); returns the new posterior and its ELBO [...].
+
+    r is normalised by the log-sum-exp shift (max, then Σ exp) in place, so the sweep holds a
+    single [..., N, K] array; log r itself is never needed, only T and Σ_n log-sum-exp_n."""
+    w = weights(q, prior)
+    r = f @ w  # the logits, normalised into r in place
+    top = r.amax(-1, keepdim=True)
+    total = r.sub_(top).exp_().sum(-1, keepdim=True)
+    t = r.div_(total).transpose(-1, -2) @ f
+    norm = (top + total.log()).sum((-1, -2))  # Σ_n log-sum-exp_n
+    # H[q(Z)] = Σ_n log-sum-exp_n − Σ_nk r_nk logits_nk, the latter = ⟨T, Wᵀ⟩
+    entropy = norm - (t * w.transpose(-1, -2)).sum((-1, -2))
     q = update_rates(t, prior, update_locations(t, prior, q))
     return q, elbo_from_statistics(t, entropy, constant, q, prior)
 
