@@ -77,7 +77,7 @@ class CaviModule(pl.LightningModule):
         best, done = torch.stack([elbos.max() / len(f), (change < self.tol).all()]).tolist()
         model.elbo_trace.append(best)
         step = int(self.iterations)
-        self.log("train/elbo", best, logger=False)
+        self.log("train/elbo", torch.tensor(best, dtype=torch.float64), logger=False)
         self.log("train/iterations", float(step), logger=False)
         for logger in self.loggers:  # every sweep, whatever the trainer's log_every_n_steps
             logger.log_metrics({"train/elbo": best}, step=step)
