@@ -123,3 +123,19 @@ def test_cli_prints_one_line_and_fails():
 def test_em_reaches_the_quality_target(make_cfg):
     metrics = train(make_cfg("experiment=gmm_em_mog2d", "callbacks=none", "~logger"))
     assert metrics["test/kl_gap"] <= 0.01
+
+
+def test_chunked_statistics_equal_one_pass(monkeypatch):
+    from src.models import gmm_ops
+
+    x = _ring_data(3000, seed=7)
+    results = []
+    for chunk in (10**6, 700):  # one block, then five blocks (the last one short)
+        monkeypatch.setattr(gmm_ops, "CHUNK", chunk)
+        gmm = GaussianMixture(5, 2).double()
+        gmm.init_from_data(x, torch.Generator().manual_seed(3))
+        lls = torch.stack([gmm.em_step(x) for _ in range(3)])
+        results.append((lls, gmm.state_dict()))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for key, value in results[0][1].items():
+        torch.testing.assert_close(results[1][1][key], value)

@@ -19,7 +19,14 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 
 from src.errors import ConfigError
 from src.models.gmm_grad import MixtureLogLikelihood
-from src.models.gmm_ops import e_step, hard_assignment, kmeans_plus_plus, m_step
+from src.models.gmm_ops import (
+    e_step,
+    em_statistics,
+    from_statistics,
+    hard_assignment,
+    kmeans_plus_plus,
+    m_step,
+)
 from src.utils.checks import one_of, positive_int
 
 INITS = ("kmeans++", "random_from_data")
@@ -98,9 +105,10 @@ class GaussianMixture(nn.Module):
     def em_step(self, x: Tensor) -> Tensor:
         """One EM update on the full data; returns the mean log-likelihood *before* it."""
         log_weights = torch.log_softmax(self.logits, -1)
-        log_p, resp = e_step(x, log_weights, self.loc, self.scale_tril())
-        self.set_parameters(*m_step(x, resp, self.reg_covar, self.diagonal))
-        return log_p.mean()
+        shift = x.mean(0)
+        total, stats = em_statistics(x, log_weights, self.loc, self.scale_tril(), shift)
+        self.set_parameters(*from_statistics(*stats, shift, self.reg_covar, self.diagonal))
+        return total / len(x)
 
     @torch.no_grad()
     def init_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> None:
