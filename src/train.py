@@ -47,7 +47,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> Any:
-    """Returns the metric named by `optimized_metric`, for Hydra's sweepers (Optuna)."""
+    """Returns the metric named by `optimized_metric`, for Hydra's sweepers (Optuna). In a
+    sweep (-m) a failed job is recorded and the others go on (src/sweeps/job.py)."""
+    from src.sweeps.job import in_multirun, run_sweep_job
+
+    if in_multirun():
+        return run_sweep_job(train, cfg)
     metrics = run_cli(train, cfg)
     return metrics.get(cfg.get("optimized_metric"))
 

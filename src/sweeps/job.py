@@ -1,0 +1,61 @@
+"""One job of a multirun: its failure is recorded instead of ending the sweep, and DDP
+children that Lightning starts as new processes run this job alone, not the whole sweep."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, read_write
+
+from src.errors import UserError
+from src.sweeps.records import first_line, mark_failed
+
+log = logging.getLogger(__name__)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_sweep_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> Any:
+    """Run `task(cfg)`; on failure record it, print one stderr line, return NaN (which Optuna
+    counts as a failed trial) so the other jobs still run. The job log keeps the traceback."""
+    hydra_cfg = HydraConfig.get()
+    try:
+        with single_run_argv():
+            metrics = task(cfg)
+    except Exception as error:
+        mark_failed(hydra_cfg.runtime.output_dir, error)
+        log.error("job failed: %s", error, exc_info=not isinstance(error, UserError))
+        overrides = " ".join(hydra_cfg.overrides.task)
+        print(f"error: job {hydra_cfg.job.num} ({overrides}): {first_line(error)}", file=sys.stderr)
+        return float("nan")
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+@contextmanager
+def single_run_argv() -> Iterator[None]:
+    """Lightning's DDP launcher (`strategy=ddp`) re-runs `sys.argv` for ranks > 0 with
+    `hydra.run.dir=<HydraConfig run.dir>` appended. In a sweep that would re-run the whole sweep
+    in every child; point it at this job alone: its overrides, single-run mode, its directory."""
+    from hydra._internal.utils import get_args_parser
+
+    hydra_cfg = HydraConfig.get()
+    args = get_args_parser().parse_args(sys.argv[1:])
+    flags = {"--config-path": args.config_path, "--config-name": args.config_name}
+    flags["--config-dir"] = args.config_dir
+    argv = [sys.argv[0]] + [f"{flag}={value}" for flag, value in flags.items() if value]
+    argv += [*hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    with read_write(hydra_cfg):  # this job's copy: Hydra restores its own after the job
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    saved, sys.argv = sys.argv, argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
