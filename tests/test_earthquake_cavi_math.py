@@ -185,3 +185,19 @@ def test_bad_hyper_parameters_name_the_field(kwargs, key):
     args |= {"rho": 1.0, "alpha": 1.0, "beta": 1.0} | kwargs
     with pytest.raises(ConfigError, match=rf"^{key}="):
         eq.make_prior(**args)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sweep_on_gpu_matches_cpu():
+    x, s = data()
+    _, q = random_state(len(x))
+    results = []
+    for device in ("cpu", "cuda"):
+        prior = PRIOR._replace(log_pi=PRIOR.log_pi.to(device), nu=PRIOR.nu.to(device))
+        f = eq.features(x.to(device), s.to(device))
+        moved = eq.Posterior(*(v.to(device) for v in q))
+        q_new, elbo = eq.sweep(f, eq.data_constant(x.to(device), s.to(device), prior), moved, prior)
+        results.append([v.cpu() for v in (*q_new, elbo)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)

@@ -81,6 +81,7 @@ def test_missing_csv_and_bad_fractions_name_the_field(tmp_path):
         CsvEarthquakes("data/examples/earthquakes.csv", val_fraction=0.5, test_fraction=0.5)
 
 
+@pytest.mark.slow  # a fresh interpreter importing Lightning: several seconds
 def test_cli_reports_a_bad_csv_row_in_one_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("x,y,s\n0,0,1\n1,1,2\n2,2,-4\n")

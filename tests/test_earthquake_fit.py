@@ -114,3 +114,15 @@ def test_cavi_refuses_data_that_are_not_earthquakes(make_cfg):
 def test_bad_settings_name_the_field(make_cfg, override, key):
     with pytest.raises(UserError, match=rf"^{key}="):
         train(make_cfg("experiment=earthquake_cavi", override, "debug=fast"))
+
+
+def test_the_module_itself_refuses_other_data():
+    import pytorch_lightning as pl
+
+    from src.data.synthetic import SyntheticDataModule
+    from src.data.truths import mixture_of_gaussians_1d
+
+    data = SyntheticDataModule(mixture_of_gaussians_1d([0.0], [1.0], [1.0]), 50, 10, 10)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False)
+    with pytest.raises(UserError, match=r"with data=SyntheticDataModule cannot work"):
+        trainer.fit(CaviModule(), datamodule=data)
