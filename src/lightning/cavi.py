@@ -61,6 +61,9 @@ class CaviModule(pl.LightningModule):
                 "CAVI fits earthquake catalogues (locations x, y and counts s)"
             )
 
+    def on_train_start(self) -> None:
+        self._cache = None  # a new fit may bring new data
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD([self.clock], lr=0.0)  # the sweep itself is closed-form
 
