@@ -24,13 +24,14 @@ from src.models.softmax_vjp import softmax_vjp_from_products
 
 
 class HistogramLogProb(torch.autograd.Function):
-    """log softmax(θ)[x] (plus the zero-valued prior term) with the hand-derived backward."""
+    """log softmax(θ)[x] + a Σ_k log softmax(θ)_k (the per-point prior) with the hand-derived
+    backward; the model subtracts the prior's value again, keeping only its gradient."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor, prior_weight: Tensor) -> Tensor:
         log_p = torch.log_softmax(logits, -1)
         ctx.save_for_backward(log_p.exp(), x, prior_weight)
-        return log_p[x]
+        return log_p[x] + prior_weight * log_p.sum()
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:
@@ -71,14 +72,11 @@ class Histogram(nn.Module):
             x = check_bins(x, self.d)
         n = torch.where(self.n_train > 0, self.n_train, float(len(x)))
         prior_weight = self.smoothing / n
-        if self.analytic_grad:
-            return HistogramLogProb.apply(self.logits, x, prior_weight)
         log_p = torch.log_softmax(self.logits, -1)
-        out = log_p[x]
-        if self.smoothing:
-            prior = prior_weight * log_p.sum()
-            out = out + (prior - prior.detach())
-        return out
+        prior = prior_weight * log_p.sum() if self.smoothing else log_p.new_zeros(())
+        if self.analytic_grad:
+            return HistogramLogProb.apply(self.logits, x, prior_weight) - prior.detach()
+        return log_p[x] + (prior - prior.detach())
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

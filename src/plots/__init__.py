@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # figures go to files and TensorBoard, never to a window
 
 from matplotlib.figure import Figure
 
-from src.plots import continuous_1d, continuous_2d, earthquake
+from src.plots import continuous_1d, continuous_2d, discrete, earthquake
 
 Plotter = Callable[..., dict[str, Figure]]
 
@@ -23,6 +23,7 @@ PLOTTERS: dict[tuple[str, int], dict[str, Plotter]] = {
     ("continuous", 0): {"fit": continuous_1d.fit, "samples": continuous_1d.samples},
     ("continuous", 1): {"fit": continuous_2d.fit, "samples": continuous_2d.samples},
     ("earthquake", 1): {"fit": earthquake.fit, "samples": earthquake.samples},
+    ("discrete", 0): {"fit": discrete.fit, "samples": discrete.samples},
 }
 
 
