@@ -9,6 +9,10 @@ class UserError(Exception):
     """Bad input or settings; the message alone tells the user what to change."""
 
 
+class RunInterrupted(UserError):
+    """Ctrl+C: the run stopped cleanly (metrics.json says so) and can be resumed."""
+
+
 class ConfigError(UserError, ValueError):
     """One setting is invalid: names the setting, the bad value and what would be valid."""
 

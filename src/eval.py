@@ -6,32 +6,19 @@ run's; a setting given on this command line (e.g. `data.n_test=50000`) replaces 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.errors import ConfigError
 from src.utils.cli import run_cli
+from src.utils.runs import command_overrides, run_dir_of, saved_config
 
 
 def run_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The trained run's config with this command's overrides applied on top."""
-    ckpt = Path(cfg.ckpt_path)
-    if not ckpt.is_file():
-        raise ConfigError(
-            "ckpt_path", str(ckpt), "an existing checkpoint, e.g. <run>/checkpoints/last.ckpt"
-        )
-    saved = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise ConfigError(
-            "ckpt_path", str(ckpt), f"a checkpoint inside a run directory ({saved} is missing)"
-        )
-    run_cfg = OmegaConf.load(saved)
-    for override in overrides:  # Hydra already parsed each value into `cfg`: copy it over
-        key = override.split("=", 1)[0].lstrip("+~")
-        OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    """The trained run's config with this command's overrides, writing into this command's dir."""
+    run_cfg = saved_config(run_dir_of(cfg.ckpt_path), cfg, overrides)
     run_cfg.paths = cfg.paths
     return run_cfg
 
@@ -49,7 +36,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or differently shaped weights
+        reason = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        valid = f"a checkpoint of model {cfg.model._target_} as configured ({reason})"
+        raise ConfigError("ckpt_path", str(cfg.ckpt_path), valid) from None
     trainer = pl.Trainer(
         **{k: cfg.trainer[k] for k in ("accelerator", "devices") if k in cfg.trainer},
         logger=False,
@@ -66,9 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> Any:
-    from hydra.core.hydra_config import HydraConfig
-
-    run_cli(lambda c: evaluate(run_config(c, list(HydraConfig.get().overrides.task))), cfg)
+    run_cli(lambda c: evaluate(run_config(c, command_overrides())), cfg)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,16 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from src.errors import RunInterrupted
 from src.utils.cli import run_cli
+from src.utils.runs import continued_config
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, test on the final weights, write `metrics.json`; returns the final metrics."""
+def train(cfg: DictConfig) -> dict[str, float | str]:
+    """Fit, test on the final weights, write `metrics.json`; returns the final metrics.
+
+    With `resume=<run dir>` (or a `ckpt_path` inside a run dir) it continues that run in place.
+    """
     import pytorch_lightning as pl
 
     from src.utils.hparams import flat_hparams, log_hparams
@@ -24,13 +29,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from src.utils.setup import build_datamodule, build_module, build_trainer, quiet_known_noise
 
     quiet_known_noise()
+    cfg = continued_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
+        )
+    except SystemExit:  # Lightning's graceful shutdown after Ctrl+C
+        if not trainer.interrupted:
+            raise
+        write_metrics(
+            cfg.paths.output_dir, {"status": "interrupted"} | as_floats(trainer.callback_metrics)
+        )
+        raise RunInterrupted(
+            f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"continue with: python -m src.train resume={cfg.paths.output_dir}"
+        ) from None
     fit_seconds = time.perf_counter() - start
     fit_metrics = dict(trainer.callback_metrics)
     trainer.test(module, datamodule=datamodule, verbose=False)
@@ -40,9 +59,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
     log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
     if trainer.is_global_zero:
-        write_metrics(cfg.paths.output_dir, metrics)
+        write_metrics(cfg.paths.output_dir, {"status": "completed"} | metrics)
         print_metrics(metrics, cfg.paths.output_dir)
-    return metrics
+    return {"status": "completed"} | metrics
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.eval import run_config
@@ -21,8 +22,10 @@ def run(tmp_path_factory):
     from tests.conftest import compose_config
 
     run_dir = tmp_path_factory.mktemp("run")
-    metrics = train(compose_config(*SHORT_RUN, output_dir=run_dir))
-    return run_dir, metrics
+    cfg = compose_config(*SHORT_RUN, output_dir=run_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # as Hydra does for every run
+    return run_dir, train(cfg)
 
 
 def test_run_writes_its_metrics(run):

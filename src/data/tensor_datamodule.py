@@ -54,7 +54,8 @@ class TensorDataModule(pl.LightningDataModule):
         }
 
     def train_dataloader(self) -> TensorBatches:
-        return TensorBatches(self._shards["train"], self.batch_size, shuffle=True, seed=self.seed)
+        epoch = (lambda: self.trainer.current_epoch) if self.trainer else None
+        return TensorBatches(self._shards["train"], self.batch_size, True, self.seed, epoch)
 
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self._shards["val"], None, shuffle=False)

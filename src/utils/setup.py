@@ -76,8 +76,9 @@ def _choice(cfg: DictConfig, group: str) -> str:
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
-    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
+    """Callbacks and loggers set to null (e.g. `callbacks.progress_bar=null`) are left out."""
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
 

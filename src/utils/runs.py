@@ -1,0 +1,83 @@
+"""A finished or interrupted run directory: its saved config, and what a command overrides.
+
+`src.eval` re-tests a run and `resume=<run dir>` continues one; both rebuild the run from
+`<run dir>/.hydra/config.yaml` and apply only the settings given on their own command line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+
+
+def run_dir_of(ckpt_path: str | Path, key: str = "ckpt_path") -> Path:
+    """The run directory holding `<run>/checkpoints/<name>.ckpt`."""
+    ckpt = Path(ckpt_path)
+    if not ckpt.is_file():
+        raise ConfigError(
+            key, str(ckpt), "an existing checkpoint, e.g. <run dir>/checkpoints/last.ckpt"
+        )
+    run_dir = ckpt.resolve().parent.parent
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise ConfigError(
+            key, str(ckpt), "a checkpoint inside a run directory (no .hydra/config.yaml)"
+        )
+    return run_dir
+
+
+def saved_config(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The run's saved config, with each setting this command overrides taken from `cfg`."""
+    run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    for override in overrides:  # Hydra already parsed each value into `cfg`: copy it over
+        key = override.split("=", 1)[0].lstrip("+~")
+        OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    return run_cfg
+
+
+def command_overrides() -> list[str]:
+    """The overrides typed on this command line (none when not run through Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def hydra_run_dir(resume: str | None, fresh: str) -> str:
+    """Hydra's run dir: a fresh one, or inside the run being resumed, so nothing of it is
+    overwritten (this command's own config and log go to `<run>/resumed/<timestamp>`)."""
+    if not resume:
+        return fresh
+    return str(Path(resume) / "resumed" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f"))
+
+
+OmegaConf.register_new_resolver("hydra_run_dir", hydra_run_dir, replace=True)
+
+
+def continued_config(cfg: DictConfig) -> DictConfig:
+    """For `resume=<run dir>` (or a `ckpt_path` inside a run dir): the run's own config with
+    this command's overrides, continuing from the checkpoint and writing into the same run
+    dir (its TensorBoard run grows, its metrics.json is replaced at the end)."""
+    if cfg.get("resume"):
+        run_dir = Path(cfg.resume)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise ConfigError(
+                "resume", str(run_dir), "a run directory holding checkpoints/last.ckpt"
+            )
+        run_dir = run_dir_of(ckpt, "resume")
+    elif cfg.get("ckpt_path"):
+        ckpt = Path(cfg.ckpt_path)
+        if not ckpt.is_file():
+            raise ConfigError("ckpt_path", str(ckpt), "an existing checkpoint file")
+        if not (ckpt.resolve().parent.parent / ".hydra" / "config.yaml").is_file():
+            return cfg  # a checkpoint from elsewhere: start a new run from its state
+        run_dir = run_dir_of(ckpt)
+    else:
+        return cfg
+    run_cfg = saved_config(run_dir, cfg, command_overrides())
+    run_cfg.ckpt_path, run_cfg.resume = str(ckpt), None
+    run_cfg.paths.output_dir = str(run_dir)
+    return run_cfg

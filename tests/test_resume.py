@@ -1,0 +1,93 @@
+"""A real training process killed mid-run resumes to exactly the uninterrupted result."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from src.train import train
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = [
+    "trainer.max_epochs=30",
+    "data.n_train=4000",
+    "data.batch_size=32",
+    "callbacks.figures.every_n_epochs=1000",
+]
+
+
+def start_training(log_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.train", *SETTINGS, *extra, f"paths.log_dir={log_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_epochs(log_dir: Path, process: subprocess.Popen, epochs: int) -> Path:
+    """The run dir once `last.ckpt` has been written `epochs` times (still training)."""
+    deadline, seen, last_mtime = time.monotonic() + 240, 0, None
+    while seen < epochs:
+        assert process.poll() is None and time.monotonic() < deadline, "training ended too early"
+        ckpts = list(log_dir.glob("train/runs/*/checkpoints/last.ckpt"))
+        if ckpts and ckpts[0].stat().st_mtime_ns != last_mtime:
+            seen, last_mtime = seen + 1, ckpts[0].stat().st_mtime_ns
+        time.sleep(0.02)
+    return ckpts[0].parent.parent
+
+
+def resume(run_dir: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", f"resume={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def without_timing(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "fit_seconds"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return without_timing(
+        train(compose_config(*SETTINGS, output_dir=tmp_path_factory.mktemp("ref")))
+    )
+
+
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_metrics(uninterrupted, tmp_path):
+    process = start_training(tmp_path)
+    run_dir = wait_for_epochs(tmp_path, process, 3)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "metrics.json").exists()
+    assert without_timing(resume(run_dir)) == uninterrupted
+    assert (
+        len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
+    )  # the same TB run grows
+    assert list(
+        (run_dir / "resumed").iterdir()
+    )  # the resume's own config and log, nothing overwritten
+
+
+@pytest.mark.slow
+def test_sigint_stops_cleanly_and_resumes_to_the_same_metrics(uninterrupted, tmp_path):
+    process = start_training(tmp_path)
+    run_dir = wait_for_epochs(tmp_path, process, 3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "resume=" in stderr.strip().splitlines()[-1]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+    assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
+    assert without_timing(resume(run_dir)) == uninterrupted
