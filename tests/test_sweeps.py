@@ -156,22 +156,31 @@ def test_failed_job_is_recorded_and_the_others_still_run(in_process, tmp_path):
     assert "* |" in (sweep_dir / "summary.md").read_text()
 
 
-def optuna_trials(db: Path) -> list[tuple[int, str]]:
+def optuna_trials(db: Path) -> list[tuple[int, str, float | None]]:
+    query = (
+        "SELECT t.number, t.state, v.value FROM trials t"
+        " LEFT JOIN trial_values v ON v.trial_id = t.trial_id ORDER BY t.number"
+    )
     with sqlite3.connect(db) as connection:
-        return connection.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+        return connection.execute(query).fetchall()
 
 
-def test_optuna_study_resumes_where_it_stopped(in_process, tmp_path):
+def test_optuna_study_survives_a_failed_trial_and_resumes(in_process, tmp_path):
     args = ["hparams_search=flow1d_optuna", "hydra.sweeper.n_trials=1", *TINY]
     assert in_process(*args)[0] == 0
     study_dir = only("out/debug/optuna/flow1d_seed003", tmp_path)
-    assert optuna_trials(study_dir / "optuna.db") == [(0, "COMPLETE")]
-    code, stderr = in_process(*args)  # the same command again: the same study continues
-    assert code == 0 and "Using an existing study" in stderr
-    assert optuna_trials(study_dir / "optuna.db") == [(0, "COMPLETE"), (1, "COMPLETE")]
-    rows = summary_rows(study_dir)  # one table for the whole study, both invocations
-    assert len(rows) == 2 and len({r["run_dir"] for r in rows}) == 2
-    assert sum(r["best"] == "*" for r in rows) == 1
+    db = study_dir / "optuna.db"
+    ((number, state, value),) = optuna_trials(db)
+    assert (number, state) == (0, "COMPLETE") and 0 < value < 10
+    # re-run (here with a setting that fails): the same study continues with trial 1, which
+    # counts as the worst value for the sampler; the sweep exits with 1
+    code, stderr = in_process(*args, "model.n_components=0")
+    assert code == 1 and "Using an existing study" in stderr and "1 of 1 jobs failed" in stderr
+    number, state, value = optuna_trials(db)[1]
+    assert (number, state) == (1, "COMPLETE") and value > 1e300
+    rows = summary_rows(study_dir)  # one table for the whole study, every invocation
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[0]["best"] == "*" and rows[0]["run_dir"] != rows[1]["run_dir"]
     assert all("optimizer.lr=" in r["overrides"] for r in rows)
 
 
@@ -200,7 +209,7 @@ def test_model_optuna_search_runs(search, tmp_path):
     ran = sweep(f"hparams_search={search}", "hydra.sweeper.n_trials=2", *TINY, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:]
     (db,) = (tmp_path / "out").glob("*/optuna/*/optuna.db")
-    assert [state for _, state in optuna_trials(db)] == ["COMPLETE", "COMPLETE"]
+    assert [state for _, state, _ in optuna_trials(db)] == ["COMPLETE", "COMPLETE"]
     assert len(summary_rows(db.parent)) == 2
 
 

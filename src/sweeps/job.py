@@ -4,6 +4,7 @@ children that Lightning starts as new processes run this job alone, not the whol
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +25,10 @@ def in_multirun() -> bool:
 
 
 def run_sweep_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> Any:
-    """Run `task(cfg)`; on failure record it, print one stderr line, return NaN (which Optuna
-    counts as a failed trial) so the other jobs still run. The job log keeps the traceback."""
+    """Run `task(cfg)`; on failure record it, print one stderr line and go on (the job log
+    keeps the traceback). A sweeper gets the optimized metric, or the worst value (±inf) when
+    the job failed or the metric is NaN: Optuna would abort the whole study on an exception or a
+    NaN, while ±inf keeps it going and steers the sampler away from that region."""
     hydra_cfg = HydraConfig.get()
     try:
         with single_run_argv():
@@ -35,8 +38,13 @@ def run_sweep_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfi
         log.error("job failed: %s", error, exc_info=not isinstance(error, UserError))
         overrides = " ".join(hydra_cfg.overrides.task)
         print(f"error: job {hydra_cfg.job.num} ({overrides}): {first_line(error)}", file=sys.stderr)
-        return float("nan")
-    return metrics.get(cfg.get("optimized_metric"))
+        return _worst(hydra_cfg)
+    value = metrics.get(cfg.get("optimized_metric"))
+    return value if not isinstance(value, float) or math.isfinite(value) else _worst(hydra_cfg)
+
+
+def _worst(hydra_cfg: DictConfig) -> float:
+    return -math.inf if hydra_cfg.sweeper.get("direction") == "maximize" else math.inf
 
 
 @contextmanager

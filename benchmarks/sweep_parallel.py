@@ -1,0 +1,64 @@
+"""Eight short training jobs as one sweep: Hydra's basic launcher (one job after another) vs
+the joblib launcher with 2 worker processes. Goal: parallel wall time <= 0.6x sequential.
+
+    python benchmarks/sweep_parallel.py [--epochs 60] [--jobs 8] [--workers 2]
+
+Both sweeps are the same command but for `hydra/launcher=joblib`; each is timed end to end
+(interpreter start, imports, every job, the summary), which is what a user waits for. Both
+summaries must show every job ok with the same final metrics per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_sweep(out: Path, jobs: int, epochs: int, launcher: list[str]) -> tuple[float, dict]:
+    args = ["-m", f"seed=range(0,{jobs})", f"trainer.max_epochs={epochs}", "callbacks=none"]
+    args += ["logger=[]", "trainer.check_val_every_n_epoch=10", f"paths.log_dir={out}"]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "src.train", *args, *launcher],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"sweep failed ({' '.join(launcher) or 'basic'}):\n{done.stderr[-2000:]}")
+    (summary,) = out.glob("*/multiruns/*/summary.csv")
+    with summary.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == jobs and all(r["status"] == "ok" for r in rows), rows
+    return seconds, {r["overrides"].split()[0]: float(r["test/nll"]) for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=60, help="epochs per job (flow1d, mog1d)")
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sequential, seq_nll = run_sweep(Path(tmp, "seq"), opts.jobs, opts.epochs, [])
+        joblib = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={opts.workers}"]
+        parallel, par_nll = run_sweep(Path(tmp, "par"), opts.jobs, opts.epochs, joblib)
+    ratio = parallel / sequential
+    diff = max(abs(seq_nll[k] - par_nll[k]) for k in seq_nll)
+    print(f"{opts.jobs} jobs x {opts.epochs} epochs (flow1d on mog1d)")
+    print(f"  sequential (basic launcher)      {sequential:7.1f} s")
+    print(f"  joblib, {opts.workers} workers               {parallel:7.1f} s")
+    print(f"  ratio parallel / sequential      {ratio:7.2f}   (goal <= 0.60)")
+    print(f"  max |test/nll| difference        {diff:.2e}  (same seeds, other thread counts)")
+
+
+if __name__ == "__main__":
+    main()

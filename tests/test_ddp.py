@@ -1,0 +1,111 @@
+"""Several devices: DDP on CPU processes equals one process, DDP inside a Hydra sweep, GPUs.
+
+DDP tests are `slow`: every rank is a new Python process that imports torch and Lightning.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+from omegaconf import open_dict
+
+from src.sweeps.job import single_run_argv
+from src.train import train
+from tests.conftest import CONF_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+# Full batch: the mean of the two ranks' shard gradients is the full-data gradient, so DDP
+# follows the single process's trajectory (up to float rounding), not just its distribution.
+FULL_BATCH = ["data.batch_size=null", "data.n_train=2000", "data.n_val=500", "data.n_test=2000"]
+COMPARED = ("train/nll", "val/nll", "test/nll", "test/kl_gap", "test/kl_gap_se")
+
+
+def test_ddp_children_of_a_sweep_job_run_that_job_alone(tmp_path, monkeypatch):
+    """Lightning starts ranks > 0 of `strategy=ddp` by re-running sys.argv; inside a sweep job
+    that command must be this job's overrides in single-run mode, in this job's directory."""
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["seed=1"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.runtime.output_dir = str(tmp_path / "sweep" / "3")
+        cfg.hydra.runtime.cwd = str(tmp_path)
+        cfg.hydra.overrides.task = ["seed=1", "model.n_components=4"]
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "--config-name=train", "seed=0,1"])
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with single_run_argv():
+            command, cwd = _hydra_subprocess_cmd(local_rank=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    args = command[command.index("--config-name=train") :]  # after python and the script
+    assert "-m" not in args and "seed=0,1" not in args
+    assert args[:4] == ["--config-name=train", "seed=1", "model.n_components=4", "hydra.mode=RUN"]
+    assert f'hydra.run.dir="{tmp_path / "sweep" / "3"}"' in args
+    assert cwd == str(tmp_path)
+    assert sys.argv == ["train.py", "-m", "--config-name=train", "seed=0,1"]  # put back
+
+
+@pytest.mark.slow
+def test_ddp_cpu_equals_one_process(make_cfg, tmp_path):
+    one = train(make_cfg(*FULL_BATCH, "trainer.max_epochs=4", "callbacks=none", "logger=[]"))
+    ddp_cfg = make_cfg(*FULL_BATCH, "trainer.max_epochs=4", "trainer=ddp_cpu")
+    with open_dict(ddp_cfg):
+        ddp_cfg.paths.output_dir = str(tmp_path / "ddp")
+        ddp_cfg.callbacks.figures.every_n_epochs = 2
+    two = train(ddp_cfg)
+    for key in COMPARED:
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+    run_dir = tmp_path / "ddp"  # rank 0's files, once
+    assert json.loads((run_dir / "metrics.json").read_text())["test/nll"] == two["test/nll"]
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_ddp_inside_a_multirun(tmp_path):
+    """Both launch styles in one sweep: spawned ranks (ddp_spawn) and re-run scripts (ddp)."""
+    args = ["-m", "trainer=ddp_cpu", "trainer.strategy=ddp_spawn,ddp", "trainer.max_epochs=2"]
+    args += ["callbacks=none", "logger=[]", *FULL_BATCH, f"paths.log_dir={tmp_path / 'out'}"]
+    ran = subprocess.run(
+        [sys.executable, "-m", "src.train", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=900,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "out").glob("*/multiruns/*")  # no child started a sweep of its own
+    assert not list((tmp_path / "out").glob("*/runs"))  # ddp children ran in the job's directory
+    with (sweep_dir / "summary.csv").open() as handle:
+        spawn, script = csv.DictReader(handle)
+    assert spawn["status"] == script["status"] == "ok"
+    for key in COMPARED:
+        assert float(spawn[key]) == pytest.approx(float(script[key]), rel=1e-5), key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_on_a_gpu(experiment, make_cfg):
+    metrics = train(make_cfg(f"experiment={experiment}", "debug=fast", "trainer=gpu"))
+    assert metrics
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_mixed_precision(make_cfg):
+    precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    cfg = make_cfg("debug=fast", "trainer=gpu", f"trainer.precision={precision}")
+    assert torch.isfinite(torch.tensor(train(cfg)["test/nll"]))
