@@ -169,8 +169,8 @@ def test_train_nll_reaches_lbfgs_reference():
     model = DiscretizedLogisticMixture(20, 4)
     model.init_from_data(x)
     opt = torch.optim.Adam(model.parameters(), lr=0.2, betas=(0.9, 0.9))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 2000)
-    for _ in range(2000):
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 1000)
+    for _ in range(1000):
         opt.zero_grad()
         (-model.log_prob(x).mean()).backward()
         opt.step()

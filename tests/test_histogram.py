@@ -64,7 +64,7 @@ def test_pmf_sums_to_one(d):
     assert model.log_prob(torch.arange(d)).exp().sum().item() == pytest.approx(1, abs=1e-6)
 
 
-def _fit(model: Histogram, x: torch.Tensor, steps: int = 2000) -> Histogram:
+def _fit(model: Histogram, x: torch.Tensor, steps: int = 1000) -> Histogram:
     """The experiments' optimiser: full-batch Adam (β₂ = 0.9), lr 0.2, cosine decay."""
     opt = torch.optim.Adam(model.parameters(), lr=0.2, betas=(0.9, 0.9))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
