@@ -1,0 +1,91 @@
+"""Importance sampling of the gambler's ruin (`src.estimators.importance`) as a run.
+
+Fit tunes the proposal when `tune: cem` (one cross-entropy update per training batch, from
+`tune_paths` walks under the current proposal, logging the estimated second moment of the
+weighted indicator, which the update drives down); with `tune: none` fit does nothing. The test
+stage estimates P(win) from `n_paths` proposal walks and by plain Monte Carlo from `n_mc_paths`
+walks, and scores both against the exact probability (dynamic programming, no sampling).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from src.errors import ConfigError
+from src.estimators.importance import GamblersRuin, cross_entropy_update, estimate
+from src.lightning.sampling_module import SamplingModule, check_repeats
+from src.utils.checks import one_of
+
+TUNERS = ("none", "cem")
+
+
+class ImportanceModule(SamplingModule):
+    def __init__(
+        self,
+        start: int = 100,
+        goal: int = 200,
+        p: float = 18 / 37,
+        max_steps: int = 600,
+        q: float = 0.55,
+        n_paths: int = 100_000,
+        n_mc_paths: int = 100_000,
+        tune: str = "none",
+        tune_paths: int = 10_000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.game = GamblersRuin(start, goal, p, max_steps)
+        self.register_buffer(
+            "q", torch.tensor(self.game.check_proposal("q", q), dtype=torch.float64)
+        )
+        self.n_paths = check_repeats("n_paths", n_paths)
+        self.n_mc_paths = check_repeats("n_mc_paths", n_mc_paths)
+        self.tune = one_of("tune", tune, TUNERS)
+        self.tune_paths = check_repeats("tune_paths", tune_paths)
+        if not isinstance(seed, int):
+            raise ConfigError("seed", seed, "an integer")
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+
+    def generator(self) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        return self._generator
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        if self.tune == "none":
+            return
+        q = float(self.q)
+        walks = self.game.walk(q, self.tune_paths, self.generator(), self.device)
+        log_w = self.game.log_weights(walks, q)
+        before = estimate(walks, log_w)
+        self.q.fill_(self.game.check_proposal("tuned q", cross_entropy_update(walks, log_w)))
+        self.log_now({"train/proposal_q": self.q, "train/second_moment": before.second_moment})
+        self.log("train/proposal_q", self.q)
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        q, game, generator = float(self.q), self.game, self.generator()
+        walks = game.walk(q, self.n_paths, generator, self.device)
+        result = estimate(walks, game.log_weights(walks, q))
+        plain = game.walk(game.p, self.n_mc_paths, generator, self.device)
+        mc = estimate(plain, game.log_weights(plain, game.p))
+        exact = game.exact()
+        metrics = {
+            "test/estimate": result.estimate,
+            "test/se": result.se,
+            "test/ess": result.ess,
+            "test/variance_reduction": result.variance_reduction,
+            "test/second_moment": result.second_moment,
+            "test/proposal_q": q,
+            "test/mc_estimate": mc.estimate,
+            "test/mc_se": mc.se,
+            "test/exact": exact,
+            "test/rel_error": abs(result.estimate - exact) / exact,
+            "test/z_score": (result.estimate - exact) / result.se if result.se > 0 else 0.0,
+        }
+        self.log_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
+
+    def configure_optimizers(self) -> None:
+        return None

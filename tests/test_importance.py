@@ -1,0 +1,121 @@
+"""Gambler's ruin: exact probability by dynamic programming, walks, importance sampling, CEM."""
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from src.errors import ConfigError
+from src.estimators.importance import GamblersRuin, cross_entropy_update, estimate
+from src.train import train
+
+CPU = torch.device("cpu")
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_exact_matches_brute_force_enumeration():
+    """Sum the probability of every sequence of 9 draws whose walk wins before stopping."""
+    game = GamblersRuin(start=2, goal=5, p=0.3, max_steps=9)
+    total = 0.0
+    for draws in itertools.product((1, -1), repeat=9):
+        wealth = 2
+        for step in draws:
+            wealth += step
+            if wealth in (0, 5):
+                break
+        if wealth == 5:
+            total += math.prod(0.3 if d == 1 else 0.7 for d in draws)
+    assert game.exact() == pytest.approx(total, rel=1e-12)
+
+
+def test_exact_tends_to_the_classical_ruin_probability():
+    """Without a step limit, P(win) = (1 − r^start)/(1 − r^goal) with r = (1 − p)/p."""
+    game = GamblersRuin(start=3, goal=8, p=0.45, max_steps=3000)
+    r = 0.55 / 0.45
+    assert game.exact() == pytest.approx((1 - r**3) / (1 - r**8), rel=1e-10)
+
+
+def test_walks_stop_at_the_boundary_and_win_at_the_exact_rate():
+    game = GamblersRuin(start=4, goal=9, p=0.45, max_steps=30)
+    walks = game.walk(0.45, 100_000, _gen(), CPU)
+    wealth = 4 + 2 * walks.ups - walks.steps
+    finished = walks.steps < 30
+    assert set(wealth[finished].unique().tolist()) <= {0, 9}
+    assert torch.equal(walks.won, wealth == 9)
+    rate, exact = walks.won.double().mean().item(), game.exact()
+    assert abs(rate - exact) < 4 * math.sqrt(exact * (1 - exact) / 100_000)
+
+
+def test_weights_of_stopped_paths_average_to_one():
+    """E_q[p(path)/q(path)] = 1 when the weight covers the steps taken up to stopping."""
+    game = GamblersRuin(start=4, goal=9, p=0.45, max_steps=30)
+    walks = game.walk(0.6, 100_000, _gen(1), CPU)
+    w = game.log_weights(walks, 0.6).exp()
+    assert abs(w.mean().item() - 1) < 4 * w.std().item() / math.sqrt(len(w))
+
+
+def test_importance_sampling_of_the_notes_game():
+    game = GamblersRuin()  # 100 → 200 before 0, p = 18/37, 600 steps
+    exact = game.exact()
+    assert exact == pytest.approx(2.388e-6, rel=1e-3)
+    walks = game.walk(0.55, 100_000, _gen(2), CPU)
+    result = estimate(walks, game.log_weights(walks, 0.55))
+    assert abs(result.estimate - exact) < 3 * result.se
+    assert abs(result.estimate - exact) / exact < 0.1
+    assert result.variance_reduction > 1000
+    assert 0 < result.ess <= 100_000
+
+
+def test_cross_entropy_lowers_the_second_moment():
+    game = GamblersRuin()
+    q, moments = 0.55, []
+    for seed in range(3):
+        walks = game.walk(q, 20_000, _gen(seed), CPU)
+        log_w = game.log_weights(walks, q)
+        moments.append(estimate(walks, log_w).second_moment)
+        q = cross_entropy_update(walks, log_w)
+    assert 0.57 < q < 0.62
+    walks = game.walk(q, 20_000, _gen(9), CPU)
+    assert estimate(walks, game.log_weights(walks, q)).second_moment < moments[0] / 2
+
+
+def test_run_writes_the_estimate_and_its_diagnostics(make_cfg, tmp_path):
+    metrics = train(make_cfg("experiment=gamblers_ruin", "model.n_mc_paths=10000"))
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    exact = GamblersRuin().exact()
+    assert metrics["test/exact"] == pytest.approx(exact)
+    assert abs(metrics["test/estimate"] - exact) < 3 * metrics["test/se"]
+    assert metrics["test/rel_error"] < 0.1
+    assert metrics["test/proposal_q"] == 0.55
+    assert metrics["test/ess"] > 0 and metrics["test/variance_reduction"] > 1000
+
+
+def test_cem_run_moves_the_proposal(make_cfg):
+    metrics = train(
+        make_cfg("experiment=gamblers_ruin_cem", "data.steps_per_epoch=2", "model.n_mc_paths=2")
+    )
+    assert 0.57 < metrics["test/proposal_q"] < 0.62
+    assert metrics["test/rel_error"] < 0.1
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.q=0", "model.q"),
+        ("model.q=1.0", "model.q"),
+        ("model.q=1.5", "model.q"),
+        ("model.q=0.01", "model.q"),  # finite in (0, 1), but weights overflow float64
+        ("model.p=0", "model.p"),
+        ("model.n_paths=1", "model.n_paths"),
+        ("model.goal=50", "model.goal"),
+        ("model.tune=magic", "model.tune"),
+    ],
+)
+def test_bad_settings_are_refused(make_cfg, override, key):
+    with pytest.raises(ConfigError, match=f"^{key}="):
+        train(make_cfg("experiment=gamblers_ruin", override))

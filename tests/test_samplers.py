@@ -1,0 +1,111 @@
+"""Reparameterized samplers: right distribution, gradients that flow and match the analytic ones."""
+
+import pytest
+import torch
+from scipy import stats
+from torch.distributions import Categorical, Exponential, Normal
+
+from src.errors import ConfigError
+from src.estimators.samplers import exponential, gaussian, gumbel_softmax
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_exponential_matches_torch_sampler():
+    torch.manual_seed(1)
+    rate = torch.tensor(2.5)
+    ours = exponential(rate, 20_000, generator=_gen()).numpy()
+    theirs = Exponential(rate).sample((20_000,)).numpy()
+    assert stats.ks_2samp(ours, theirs).pvalue > 1e-3
+    assert stats.kstest(ours, stats.expon(scale=1 / 2.5).cdf).pvalue > 1e-3
+
+
+def test_gaussian_matches_torch_sampler():
+    torch.manual_seed(2)
+    mean, std = torch.tensor(-1.0), torch.tensor(0.5)
+    ours = gaussian(mean, std, 20_000, generator=_gen()).numpy()
+    theirs = Normal(mean, std).sample((20_000,)).numpy()
+    assert stats.ks_2samp(ours, theirs).pvalue > 1e-3
+
+
+def test_exponential_gradient_is_the_analytic_one():
+    """E[x] = 1/λ, so d/dλ E[x] = −1/λ²; E[x²] = 2/λ², so d/dλ E[x²] = −4/λ³."""
+    rate = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    x = exponential(rate, 400_000, generator=_gen())
+    (g1,) = torch.autograd.grad(x.mean(), rate, retain_graph=True)
+    (g2,) = torch.autograd.grad(x.square().mean(), rate)
+    assert g1.item() == pytest.approx(-1 / 4, rel=0.01)
+    assert g2.item() == pytest.approx(-4 / 8, rel=0.02)
+
+
+def test_gaussian_gradient_is_the_analytic_one():
+    """E[x²] = μ² + σ²: gradient (2μ, 2σ)."""
+    mean = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    std = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    x = gaussian(mean, std, 400_000, generator=_gen())
+    g_mean, g_std = torch.autograd.grad(x.square().mean(), (mean, std))
+    assert g_mean.item() == pytest.approx(1.4, abs=0.02)
+    assert g_std.item() == pytest.approx(2.6, rel=0.01)
+
+
+def test_samplers_pass_gradcheck_with_fixed_noise():
+    rate = torch.tensor([0.5, 2.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda r: exponential(r, 4, generator=_gen()), (rate,))
+    mean = torch.tensor([0.1, -0.3], dtype=torch.float64, requires_grad=True)
+    std = torch.tensor([0.4, 1.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda m, s: gaussian(m, s, 4, generator=_gen()), (mean, std))
+    logits = torch.tensor([0.2, -1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a: gumbel_softmax(a, 4, temperature=0.7, generator=_gen()), (logits,)
+    )
+
+
+def test_gumbel_argmax_follows_the_categorical():
+    probs = torch.tensor([0.1, 0.2, 0.5, 0.2])
+    n = 40_000
+    y = gumbel_softmax(probs.log(), n, temperature=0.5, generator=_gen())
+    ours = torch.bincount(y.argmax(-1), minlength=4)
+    assert stats.chisquare(ours.numpy(), (probs * n).numpy()).pvalue > 1e-3
+    torch.manual_seed(3)
+    theirs = torch.bincount(Categorical(probs).sample((n,)), minlength=4)
+    table = torch.stack([ours, theirs]).numpy()
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+
+
+def test_gumbel_softmax_is_a_relaxed_one_hot_with_gradients():
+    logits = torch.tensor([0.0, 1.0, -0.5], requires_grad=True)
+    soft = gumbel_softmax(logits, 1000, temperature=0.3, generator=_gen())
+    assert torch.allclose(soft.sum(-1), torch.ones(1000))
+    assert (soft >= 0).all() and (soft <= 1).all()
+    assert soft.max(-1).values.mean() < 0.99  # relaxed: not all mass on one category
+    (grad,) = torch.autograd.grad((soft * torch.tensor([1.0, 2.0, 3.0])).sum(), logits)
+    assert grad.abs().min() > 0
+
+
+def test_hard_gumbel_softmax_is_one_hot_with_the_soft_gradient():
+    logits = torch.tensor([0.3, -0.2, 0.9], requires_grad=True)
+    weights = torch.tensor([1.0, -2.0, 3.0])
+    hard = gumbel_softmax(logits, 500, temperature=0.5, hard=True, generator=_gen())
+    soft = gumbel_softmax(logits, 500, temperature=0.5, generator=_gen())
+    assert set(hard.detach().unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(hard.detach().argmax(-1), soft.detach().argmax(-1))
+    assert torch.equal(hard.detach().sum(-1), torch.ones(500))
+    (g_hard,) = torch.autograd.grad((hard * weights).sum(), logits)
+    (g_soft,) = torch.autograd.grad((soft * weights).sum(), logits)
+    assert torch.allclose(g_hard, g_soft) and g_hard.abs().min() > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "key"),
+    [
+        (lambda: exponential(torch.tensor(0.0), 3), "rate"),
+        (lambda: gaussian(torch.tensor(0.0), torch.tensor(-1.0), 3), "std"),
+        (lambda: gumbel_softmax(torch.zeros(3), 3, temperature=0.0), "temperature"),
+        (lambda: gumbel_softmax(torch.zeros(3), 3, temperature=-1.0), "temperature"),
+    ],
+)
+def test_bad_parameters_are_refused(call, key):
+    with pytest.raises(ConfigError, match=f"^{key}="):
+        call()
