@@ -11,7 +11,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.errors import ConfigError
 from src.utils.cli import run_cli
 from src.utils.runs import command_overrides, run_dir_of, saved_config
 
@@ -26,22 +25,15 @@ def run_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's weights; writes and returns the same metrics as the run's test."""
     import pytorch_lightning as pl
-    import torch
 
     from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import build_datamodule, build_module, quiet_known_noise
+    from src.utils.setup import build_datamodule, build_module, load_weights, quiet_known_noise
 
     quiet_known_noise()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as error:  # missing, unexpected or differently shaped weights
-        reason = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        valid = f"a checkpoint of model {cfg.model._target_} as configured ({reason})"
-        raise ConfigError("ckpt_path", str(cfg.ckpt_path), valid) from None
+    load_weights(module, cfg.ckpt_path)
     trainer = pl.Trainer(
         **{k: cfg.trainer[k] for k in ("accelerator", "devices") if k in cfg.trainer},
         logger=False,

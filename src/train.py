@@ -26,7 +26,13 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     from src.utils.hparams import flat_hparams, log_hparams
     from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import build_datamodule, build_module, build_trainer, quiet_known_noise
+    from src.utils.setup import (
+        build_datamodule,
+        build_module,
+        build_trainer,
+        load_weights,
+        quiet_known_noise,
+    )
 
     quiet_known_noise()
     cfg = continued_config(cfg)
@@ -34,6 +40,8 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
+    if cfg.get("ckpt_path"):
+        load_weights(module, cfg.ckpt_path)  # refuses another model's checkpoint in one line
 
     start = time.perf_counter()
     try:

@@ -23,7 +23,12 @@ def build(cfg: DictConfig, path: str, **kwargs: Any) -> Any:
         if isinstance(cause, UserError):
             raise cause from None
         target = cfg.get("_target_", "?")
-        raise UserError(f"{path}: cannot build {target}: {cause or error}") from error
+        if isinstance(cause, ImportError) or "Error locating target" in str(error):
+            raise ConfigError(
+                f"{path}._target_", target, "an importable class or function"
+            ) from None
+        reason = str(cause or error).strip().splitlines()[0]
+        raise UserError(f"{path}: cannot build {target}: {reason}") from error
 
 
 def _nested_key(message: str, path: str) -> str:

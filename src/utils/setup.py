@@ -75,6 +75,22 @@ def _choice(cfg: DictConfig, group: str) -> str:
     return str(cfg[group].get("_target_", "?")).rsplit(".", 1)[-1]
 
 
+def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
+    """Load a checkpoint's weights without running code from it (`weights_only`), refusing
+    one whose weights do not fit the configured model."""
+    import torch
+
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or differently shaped weights
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 else lines[0]
+        target = type(getattr(module, "model", module)).__name__
+        valid = f"a checkpoint of the configured model {target} ({reason})"
+        raise ConfigError("ckpt_path", str(ckpt_path), valid) from None
+
+
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     """Callbacks and loggers set to null (e.g. `callbacks.progress_bar=null`) are left out."""
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
