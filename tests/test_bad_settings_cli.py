@@ -72,7 +72,11 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
         "missing.csv",
     ),
     "estimator samples": (
-        ("experiment=seed003_estimators_fast", "model.n_samples=1"),
+        (
+            "experiment=seed003_estimators_fast",
+            "model.estimator=score_baseline",
+            "model.n_samples=1",
+        ),
         "model.n_samples=1",
     ),
     "estimator sigma": (
