@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from src.errors import UserError
 from src.lightning.density_module import DensityModule
@@ -41,6 +41,9 @@ class EMModule(DensityModule):
         )
         super().__init__(model, optimizer=None)
         self.automatic_optimization = False
+        # an empty parameter for a no-op optimizer: its step() makes Lightning count EM steps
+        # as global steps, which checkpoints (best by val/nll), figures and loggers key on
+        self.clock = nn.Parameter(torch.zeros(0))
         self.tol = positive("tol", tol)
         self.max_iter, self.n_init = (
             positive_int("max_iter", max_iter),
@@ -62,6 +65,7 @@ class EMModule(DensityModule):
             generator = torch.Generator(x.device).manual_seed(self.seed + em["restart"])
             self.model.init_from_data(x, generator)
         ll = self.model.em_step(x)
+        self.optimizers().step()  # no-op: advances trainer.global_step
         self._sums["nll"] += -ll.double() * len(x)
         self._sums["n"] += len(x)
         ll = float(ll)  # one sync per EM step, which is a full pass over the data anyway
@@ -96,5 +100,5 @@ class EMModule(DensityModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.em = checkpoint.get("em", self.em)
 
-    def configure_optimizers(self) -> None:
-        return None
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.clock], lr=0.0)  # the EM step itself is closed-form
