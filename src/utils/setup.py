@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch import nn
 
+from src.callbacks.finite_check import FiniteCheck
 from src.errors import ConfigError, UserError
 from src.lightning.density_module import DensityModule
 from src.utils.instantiate import build
@@ -78,9 +79,17 @@ def _choice(cfg: DictConfig, group: str) -> str:
 def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
     """Load a checkpoint's weights without running code from it (`weights_only`), refusing
     one whose weights do not fit the configured model."""
+    import pickle
+
     import torch
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    except (pickle.UnpicklingError, KeyError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise ConfigError(
+            "ckpt_path", str(ckpt_path), f"a Lightning checkpoint of plain tensors ({reason})"
+        ) from None
     try:
         module.load_state_dict(state)
     except RuntimeError as error:  # missing, unexpected or differently shaped weights
@@ -92,10 +101,17 @@ def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """Callbacks and loggers set to null (e.g. `callbacks.progress_bar=null`) are left out."""
-    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c]
-    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c]
+    """Callbacks and loggers set to null (`callbacks.progress_bar=null`) are left out, and so
+    are settings without a `_target_`: an experiment's tweaks of a callback not selected.
+    The check for a non-finite loss or gradient is always on."""
+    callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
+    callbacks.append(FiniteCheck())
+    loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def _selected(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
+    return [(k, c) for k, c in (group or {}).items() if c and "_target_" in c]
 
 
 def quiet_known_noise() -> None:
