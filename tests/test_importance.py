@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from src.errors import ConfigError
-from src.estimators.importance import GamblersRuin, cross_entropy_update, estimate
+from src.estimators.importance import (
+    GamblersRuin,
+    cross_entropy_update,
+    estimate,
+    second_moment_update,
+)
 from src.train import train
 
 CPU = torch.device("cpu")
@@ -84,6 +89,20 @@ def test_cross_entropy_lowers_the_second_moment():
     assert estimate(walks, game.log_weights(walks, q)).second_moment < moments[0] / 2
 
 
+def test_second_moment_minimiser_is_the_grid_minimum():
+    game = GamblersRuin()
+    walks = game.walk(0.55, 20_000, _gen(5), CPU)
+    log_w = game.log_weights(walks, 0.55)
+    best = second_moment_update(game, walks, log_w, 0.55)
+
+    def moment(x):  # the same estimate, written out: mean of 1[win] w_q w_x
+        return (walks.won * (log_w + game.log_weights(walks, x)).exp()).mean().item()
+
+    grid = [0.55 + 0.001 * i for i in range(80)]
+    assert best == pytest.approx(min(grid, key=moment), abs=0.002)
+    assert 0.57 < best < 0.62 and moment(best) < moment(0.55) / 2
+
+
 def test_run_writes_the_estimate_and_its_diagnostics(make_cfg, tmp_path):
     metrics = train(make_cfg("experiment=gamblers_ruin", "model.n_mc_paths=10000"))
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
@@ -95,9 +114,15 @@ def test_run_writes_the_estimate_and_its_diagnostics(make_cfg, tmp_path):
     assert metrics["test/ess"] > 0 and metrics["test/variance_reduction"] > 1000
 
 
-def test_cem_run_moves_the_proposal(make_cfg):
+@pytest.mark.parametrize("tune", ["cem", "second_moment"])
+def test_tuned_run_moves_the_proposal(make_cfg, tune):
     metrics = train(
-        make_cfg("experiment=gamblers_ruin_cem", "data.steps_per_epoch=2", "model.n_mc_paths=2")
+        make_cfg(
+            "experiment=gamblers_ruin_cem",
+            f"model.tune={tune}",
+            "data.steps_per_epoch=2",
+            "model.n_mc_paths=2",
+        )
     )
     assert 0.57 < metrics["test/proposal_q"] < 0.62
     assert metrics["test/rel_error"] < 0.1

@@ -1,8 +1,9 @@
 """Importance sampling of the gambler's ruin (`src.estimators.importance`) as a run.
 
-Fit tunes the proposal when `tune: cem` (one cross-entropy update per training batch, from
-`tune_paths` walks under the current proposal, logging the estimated second moment of the
-weighted indicator, which the update drives down); with `tune: none` fit does nothing. The test
+Fit tunes the proposal, one update per training batch from `tune_paths` walks under the current
+proposal: `tune: cem` (cross-entropy method) or `second_moment` (the q minimising the estimated
+second moment of the weighted indicator); both log that second moment, which they drive down.
+With `tune: none` fit does nothing. The test
 stage estimates P(win) from `n_paths` proposal walks and by plain Monte Carlo from `n_mc_paths`
 walks, and scores both against the exact probability (dynamic programming, no sampling).
 """
@@ -13,11 +14,16 @@ import torch
 from torch import Tensor
 
 from src.errors import ConfigError
-from src.estimators.importance import GamblersRuin, cross_entropy_update, estimate
+from src.estimators.importance import (
+    GamblersRuin,
+    cross_entropy_update,
+    estimate,
+    second_moment_update,
+)
 from src.lightning.sampling_module import SamplingModule, check_repeats
 from src.utils.checks import one_of
 
-TUNERS = ("none", "cem")
+TUNERS = ("none", "cem", "second_moment")
 
 
 class ImportanceModule(SamplingModule):
@@ -61,7 +67,11 @@ class ImportanceModule(SamplingModule):
         walks = self.game.walk(q, self.tune_paths, self.generator(), self.device)
         log_w = self.game.log_weights(walks, q)
         before = estimate(walks, log_w)
-        self.q.fill_(self.game.check_proposal("tuned q", cross_entropy_update(walks, log_w)))
+        if self.tune == "cem":
+            tuned = cross_entropy_update(walks, log_w)
+        else:
+            tuned = second_moment_update(self.game, walks, log_w, q)
+        self.q.fill_(self.game.check_proposal("tuned q", tuned))
         self.log_now({"train/proposal_q": self.q, "train/second_moment": before.second_moment})
         self.log("train/proposal_q", self.q)
 
