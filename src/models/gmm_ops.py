@@ -20,9 +20,12 @@ CHUNK = 2**16  # points per E-step block in EM (see `em_statistics`)
 
 
 def whiten(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
-    """z_k = L_k⁻¹(x − μ_k) for every point and component: [K, D, N]."""
-    centred = x.T.unsqueeze(0) - loc.unsqueeze(-1)  # [K, D, N]
-    return solve_triangular(scale_tril, centred, upper=False)
+    """z_k = L_k⁻¹(x − μ_k) for every point and component: [K, D, N].
+
+    The right-hand side is a column-major view of [K, N, D], which LAPACK takes without a copy.
+    """
+    centred = x.unsqueeze(0) - loc.unsqueeze(1)  # [K, N, D]
+    return solve_triangular(scale_tril, centred.mT, upper=False)
 
 
 def component_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> tuple[Tensor, Tensor]:
@@ -33,7 +36,10 @@ def component_log_prob(x: Tensor, loc: Tensor, scale_tril: Tensor) -> tuple[Tens
     z = whiten(x, loc, scale_tril)
     half_log_det = scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [K]
     log_norm = half_log_det + 0.5 * x.shape[-1] * math.log(2 * math.pi)
-    return -0.5 * z.square().sum(1) - log_norm.unsqueeze(-1), z
+    squared = z[:, 0].square()
+    for d in range(1, z.shape[1]):  # over the D coordinates: far faster than a size-D sum
+        squared = squared.addcmul(z[:, d], z[:, d])
+    return torch.add(-log_norm.unsqueeze(-1), squared, alpha=-0.5), z
 
 
 def e_step(
@@ -49,7 +55,7 @@ def e_step(
 
 def statistics(x: Tensor, resp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Σ_n r_nk, Σ_n r_nk x_n, Σ_n r_nk x_n x_nᵀ for `resp` [K, N]: additive over chunks."""
-    weighted = resp.unsqueeze(1) * x.T  # [K, D, N]
+    weighted = resp.unsqueeze(1) * x.T.contiguous()  # [K, D, N]
     return resp.sum(1), resp @ x, weighted @ x
 
 
