@@ -104,7 +104,9 @@ def test_second_moment_minimiser_is_the_grid_minimum():
 
 
 def test_run_writes_the_estimate_and_its_diagnostics(make_cfg, tmp_path):
-    metrics = train(make_cfg("experiment=gamblers_ruin", "model.n_mc_paths=10000"))
+    metrics = train(
+        make_cfg("experiment=gamblers_ruin", "model.n_paths=50000", "model.n_mc_paths=10000")
+    )
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     exact = GamblersRuin().exact()
     assert metrics["test/exact"] == pytest.approx(exact)
@@ -121,6 +123,7 @@ def test_tuned_run_moves_the_proposal(make_cfg, tune):
             "experiment=gamblers_ruin_cem",
             f"model.tune={tune}",
             "data.steps_per_epoch=2",
+            "model.n_paths=30000",
             "model.n_mc_paths=2",
         )
     )
