@@ -1,7 +1,7 @@
 """Eight short training jobs as one sweep: Hydra's basic launcher (one job after another) vs
 the joblib launcher with 2 worker processes. Goal: parallel wall time <= 0.6x sequential.
 
-    python benchmarks/sweep_parallel.py [--epochs 60] [--jobs 8] [--workers 2]
+    python benchmarks/sweep_parallel.py [--epochs 150] [--jobs 8] [--workers 2]
 
 Both sweeps are the same command but for `hydra/launcher=joblib`; each is timed end to end
 (interpreter start, imports, every job, the summary), which is what a user waits for. Both
@@ -43,7 +43,7 @@ def run_sweep(out: Path, jobs: int, epochs: int, launcher: list[str]) -> tuple[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60, help="epochs per job (flow1d, mog1d)")
+    parser.add_argument("--epochs", type=int, default=150, help="epochs per job (flow1d, mog1d)")
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     opts = parser.parse_args()

@@ -55,10 +55,14 @@ def single_run_argv() -> Iterator[None]:
     from hydra._internal.utils import get_args_parser
 
     hydra_cfg = HydraConfig.get()
-    args = get_args_parser().parse_args(sys.argv[1:])
-    flags = {"--config-path": args.config_path, "--config-name": args.config_name}
-    flags["--config-dir"] = args.config_dir
-    argv = [sys.argv[0]] + [f"{flag}={value}" for flag, value in flags.items() if value]
+    argv = [sys.argv[0]]
+    try:  # in a launcher's worker (joblib, submitit) argv is the worker's own command
+        args = get_args_parser().parse_known_args(sys.argv[1:])[0]
+        flags = {"--config-path": args.config_path, "--config-name": args.config_name}
+        flags["--config-dir"] = args.config_dir
+        argv += [f"{flag}={value}" for flag, value in flags.items() if value]
+    except SystemExit:
+        pass
     argv += [*hydra_cfg.overrides.task, "hydra.mode=RUN"]
     with read_write(hydra_cfg):  # this job's copy: Hydra restores its own after the job
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
