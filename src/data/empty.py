@@ -1,0 +1,48 @@
+"""A data module without data, for runs whose "data" is their own sampling (estimator
+experiments, importance sampling): it only paces the loops. Each training epoch yields
+`steps_per_epoch` placeholder batches, validation and test one each, so `trainer.max_steps` (or
+`max_epochs` × `steps_per_epoch`) is the number of updates. A placeholder is one zero, not an
+empty tensor: Lightning weighs logged values by the batch size it infers, and 0 gives NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from src.utils.checks import positive_int
+
+
+class PlaceholderBatches:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return (torch.zeros(1) for _ in range(self.n))
+
+
+class EmptyDataModule(pl.LightningDataModule):
+    """`support` "none" (no events): a density model paired with it is refused by the
+    framework's pairing check; the sampling modules refuse any other data module."""
+
+    support = "none"
+    event_shape = torch.Size([])
+
+    def __init__(self, steps_per_epoch: int = 1000) -> None:
+        super().__init__()
+        self.steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+
+    def train_dataloader(self) -> PlaceholderBatches:
+        return PlaceholderBatches(self.steps_per_epoch)
+
+    def val_dataloader(self) -> PlaceholderBatches:
+        return PlaceholderBatches(1)
+
+    def test_dataloader(self) -> PlaceholderBatches:
+        return PlaceholderBatches(1)
