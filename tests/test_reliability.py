@@ -73,6 +73,18 @@ def test_finite_check_names_the_last_finite_loss():
     assert "last finite train/nll 1.25 at step 7" in str(error.value)
 
 
+def test_finite_check_names_the_parameter_with_a_non_finite_gradient():
+    model = torch.nn.Linear(2, 1)
+    model.weight.grad = torch.tensor([[1.0, float("inf")]])
+    model.bias.grad = torch.zeros(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = type("T", (), {"global_step": 3, "current_epoch": 0})()
+    with pytest.raises(NonFiniteError, match="the gradient of weight became non-finite"):
+        FiniteCheck().on_before_optimizer_step(trainer, model, optimizer)
+    model.weight.grad = torch.full((1, 2), 3e38)  # the sums overflow, the values are finite
+    FiniteCheck().on_before_optimizer_step(trainer, model, optimizer)
+
+
 @pytest.fixture(scope="module")
 def flow1d_checkpoint(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")

@@ -18,7 +18,7 @@ class FigureCallback(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
-        last = epoch + 1 >= (trainer.max_epochs or 0)
+        last = epoch + 1 >= (trainer.max_epochs or 0) or trainer.should_stop  # early stop too
         if not trainer.sanity_checking and (epoch % self.every_n_epochs == 0 or last):
             self._draw(trainer, module, "fit")
 

@@ -42,6 +42,10 @@ class FiniteCheck(pl.Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        sums = [g.sum() for g in grads if g is not None]
+        if not sums or torch.isfinite(torch.stack(sums).sum()):
+            return  # one cheap reduction per step: NaN and inf survive the sums
         for name, param in module.named_parameters():
             if param.grad is not None and not torch.isfinite(param.grad).all():
                 self._stop(trainer, f"the gradient of {name} became non-finite")
