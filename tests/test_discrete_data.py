@@ -139,3 +139,12 @@ def test_figures_drawn(tmp_path):
     assert len(ax.patches) == 20 and {"truth", "train frequencies"} <= {
         t.get_text() for t in ax.get_legend().get_texts()
     }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [("experiment=hw1_histogram_d20", "model.smoothing=1.0"), ("experiment=hw1_dmol_d100",)],
+)
+def test_analytic_grad_option_trains(make_cfg, overrides):
+    metrics = train(make_cfg(*overrides, "model.analytic_grad=true", "debug=fast"))
+    assert np.isfinite(metrics["test/nll"])
