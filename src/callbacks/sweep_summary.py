@@ -9,7 +9,6 @@ with `fail_fast=true` it stops at the first failure.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -31,7 +30,6 @@ from src.sweeps.records import (
 )
 from src.sweeps.summary import write_summary
 
-log = logging.getLogger(__name__)
 SQLITE = "sqlite:///"
 
 
@@ -72,7 +70,8 @@ class SweepSummary(Callback):
         write_record(job_dir, metrics=read_metrics(job_dir), **fields)
         write_summary(config.hydra.sweep.dir, *_goal(config))
         if fields["status"] == "failed" and config.get("fail_fast"):
-            print(f"error: job {config.hydra.job.num} failed; fail_fast=true stops the sweep")
+            job = config.hydra.job.num
+            print(f"error: job {job} failed; fail_fast=true stops the sweep", file=sys.stderr)
             sys.exit(1)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
