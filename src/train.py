@@ -63,13 +63,14 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     trainer.test(module, datamodule=datamodule, verbose=False)
 
     metrics = as_floats(fit_metrics | trainer.callback_metrics | {"fit_seconds": fit_seconds})
+    labels = {"status": "completed"} | getattr(module, "run_labels", {})  # text, e.g. a name
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
     log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
     if trainer.is_global_zero:
-        write_metrics(cfg.paths.output_dir, {"status": "completed"} | metrics)
+        write_metrics(cfg.paths.output_dir, labels | metrics)
         print_metrics(metrics, cfg.paths.output_dir)
-    return {"status": "completed"} | metrics
+    return labels | metrics
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -119,6 +119,11 @@ class EstimatorModule(SamplingModule):
         )
         return gradient_variance(grads)
 
+    @property
+    def run_labels(self) -> dict[str, str]:
+        """Text that `train` writes into metrics.json beside the numbers."""
+        return {"estimator": self.estimator}
+
     def on_train_epoch_end(self) -> None:
         self._log_final("train/objective_exact")
 
@@ -127,7 +132,6 @@ class EstimatorModule(SamplingModule):
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._log_final("objective_exact")
-        self.log("estimator_id", float(ESTIMATORS.index(self.estimator)))
         with torch.inference_mode(False), torch.enable_grad():
             variances = {name: self.gradient_variance(name) for name in ESTIMATORS}
         for name, per_param in variances.items():

@@ -14,8 +14,8 @@ HPARAM_GROUPS = ("model", "data", "optimizer", "scheduler", "seed")
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's choices as flat `group.key` entries (scalars only, lists as strings)."""
-    chosen = {key: cfg[key] for key in HPARAM_GROUPS if cfg.get(key) is not None}
-    container = OmegaConf.to_container(OmegaConf.create(chosen), resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # groups may refer to each other
+    container = {key: resolved[key] for key in HPARAM_GROUPS if resolved.get(key) is not None}
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: Any) -> None:

@@ -118,6 +118,8 @@ def quiet_known_noise() -> None:
     """Hide Lightning's messages that say nothing about this run (tips, a torch deprecation)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    warnings.filterwarnings("ignore", message=r".*configure_optimizers. returned .None.")
+    warnings.filterwarnings("ignore", message=r"You passed in a `val_dataloader` but have no")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
