@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.callbacks.finite_check import FiniteCheck, NonFiniteError
+from src.callbacks.run_guard import NonFiniteError, RunGuard
 from src.errors import ConfigError
 from src.train import train
 from src.utils.setup import build_datamodule, build_module, load_weights
@@ -60,8 +60,8 @@ def test_a_diverging_run_stops_at_once_naming_step_and_last_value(tmp_path):
         train(cfg)
 
 
-def test_finite_check_names_the_last_finite_loss():
-    check = FiniteCheck()
+def test_run_guard_names_the_last_finite_loss():
+    check = RunGuard("unused")
     trainer = type("T", (), {"global_step": 7, "current_epoch": 1})()
     check.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.25)}, None, 0)
     trainer.global_step = 8
@@ -73,16 +73,16 @@ def test_finite_check_names_the_last_finite_loss():
     assert "last finite train/nll 1.25 at step 7" in str(error.value)
 
 
-def test_finite_check_names_the_parameter_with_a_non_finite_gradient():
+def test_run_guard_names_the_parameter_with_a_non_finite_gradient():
     model = torch.nn.Linear(2, 1)
     model.weight.grad = torch.tensor([[1.0, float("inf")]])
     model.bias.grad = torch.zeros(1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer = type("T", (), {"global_step": 3, "current_epoch": 0})()
     with pytest.raises(NonFiniteError, match="the gradient of weight became non-finite"):
-        FiniteCheck().on_before_optimizer_step(trainer, model, optimizer)
+        RunGuard("unused").on_before_optimizer_step(trainer, model, optimizer)
     model.weight.grad = torch.full((1, 2), 3e38)  # the sums overflow, the values are finite
-    FiniteCheck().on_before_optimizer_step(trainer, model, optimizer)
+    RunGuard("unused").on_before_optimizer_step(trainer, model, optimizer)
 
 
 @pytest.fixture(scope="module")

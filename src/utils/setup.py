@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch import nn
 
-from src.callbacks.finite_check import FiniteCheck
+from src.callbacks.run_guard import RunGuard
 from src.errors import ConfigError, UserError
 from src.lightning.density_module import DensityModule
 from src.utils.instantiate import build
@@ -103,9 +103,9 @@ def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     """Callbacks and loggers set to null (`callbacks.progress_bar=null`) are left out, and so
     are settings without a `_target_`: an experiment's tweaks of a callback not selected.
-    The check for a non-finite loss or gradient is always on."""
+    The run guard (non-finite check, checkpoint on Ctrl+C) is always on."""
     callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
-    callbacks.append(FiniteCheck())
+    callbacks.append(RunGuard(f"{cfg.paths.output_dir}/checkpoints"))
     loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 

@@ -1,8 +1,13 @@
-"""Stops training at the first non-finite loss or gradient, instead of a silent NaN curve."""
+"""Guards every run, whatever callbacks are configured: training stops at the first non-finite
+loss or gradient (no silent NaN curves), and Ctrl+C saves the exact state as
+`checkpoints/interrupted.ckpt`, leaving `last.ckpt` at the last completed epoch, from which
+`resume=<run dir>` continues bit for bit. One callback for both: Lightning dispatches every
+hook of every step to every callback, so each one costs time on these tiny models."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,11 +20,9 @@ class NonFiniteError(UserError):
     """Training diverged; the checkpoints written before it are kept as they were."""
 
 
-class FiniteCheck(pl.Callback):
-    """Checks each step's loss (one scalar read per step) and the gradients before each
-    optimizer step; raises a one-line `NonFiniteError` naming the step and the last finite loss."""
-
-    def __init__(self, metric: str = "train/nll") -> None:
+class RunGuard(pl.Callback):
+    def __init__(self, checkpoint_dir: str | Path, metric: str = "train/nll") -> None:
+        self.interrupted_path = Path(checkpoint_dir) / "interrupted.ckpt"
         self.metric = metric
         self.last_finite: tuple[float, int] | None = None
 
@@ -34,7 +37,7 @@ class FiniteCheck(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None:  # manual optimisation modules return nothing
             return
-        value = float(loss)
+        value = float(loss)  # one scalar read per step
         if not math.isfinite(value):
             self._stop(trainer, f"the loss {self.metric} became {value}")
         self.last_finite = (value, trainer.global_step)
@@ -50,12 +53,17 @@ class FiniteCheck(pl.Callback):
             if param.grad is not None and not torch.isfinite(param.grad).all():
                 self._stop(trainer, f"the gradient of {name} became non-finite")
 
+    def on_exception(
+        self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.interrupted_path)
+
     def _stop(self, trainer: pl.Trainer, what: str) -> None:
         last = "no finite value yet"
         if self.last_finite is not None:
-            last = (
-                f"last finite {self.metric} {self.last_finite[0]:.6g} at step {self.last_finite[1]}"
-            )
+            value, step = self.last_finite
+            last = f"last finite {self.metric} {value:.6g} at step {step}"
         raise NonFiniteError(
             f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch}): "
             f"{what}; {last}; checkpoints are kept as of the last completed epoch"
