@@ -10,14 +10,13 @@ in-process and `tests/test_cli.py` a few through the command line in the default
 from __future__ import annotations
 
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from src.train import train
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -126,13 +125,7 @@ def results(tmp_path_factory, another_models_checkpoint):
             if any(a.startswith("paths.log_dir=") for a in args)
             else (f"paths.log_dir={log_dir}",)
         )
-        return subprocess.run(
-            [sys.executable, "-m", module, *args, *log],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_module(module, *args, *log, timeout=300)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         done = dict(zip(commands, pool.map(run, commands.values())))

@@ -1,25 +1,16 @@
 """The real command line: a run, its re-test by src.eval, and one-line errors for bad input."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, run_module
 
 
-def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=300,
-    )
+def cli(module: str, *args: str, cwd: Path):
+    return run_module(module, *args, cwd=cwd, timeout=300)
 
 
 def only_run_dir(root: Path) -> Path:

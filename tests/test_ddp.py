@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,9 +20,8 @@ from omegaconf import open_dict
 
 from src.sweeps.job import single_run_argv
 from src.train import train
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 # Full batch: the mean of the two ranks' shard gradients is the full-data gradient, so DDP
 # follows the single process's trajectory (up to float rounding), not just its distribution.
@@ -77,14 +75,7 @@ def test_ddp_inside_a_multirun(tmp_path):
     """Both launch styles in one sweep: spawned ranks (ddp_spawn) and re-run scripts (ddp)."""
     args = ["-m", "trainer=ddp_cpu", "trainer.strategy=ddp_spawn,ddp", "trainer.max_epochs=2"]
     args += ["callbacks=none", "logger=[]", *FULL_BATCH, f"paths.log_dir={tmp_path / 'out'}"]
-    ran = subprocess.run(
-        [sys.executable, "-m", "src.train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=900,
-    )
+    ran = run_module("src.train", *args, cwd=tmp_path, timeout=900)
     assert ran.returncode == 0, ran.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "out").glob("*/multiruns/*")  # no child started a sweep of its own
     assert not list((tmp_path / "out").glob("*/runs"))  # ddp children ran in the job's directory

@@ -14,13 +14,7 @@ MEANS = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, 2.5]], dtype=torch.float64)
 RATES = torch.tensor([1.0, 6.0, 15.0], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are small: one torch thread is fastest on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def data(n: int = 300, seed: int = 0):

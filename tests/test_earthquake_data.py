@@ -1,16 +1,11 @@
 """Earthquake data: the synthetic recipe, the CSV loader and its one-line errors."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from src.data.earthquake import CsvEarthquakes, SyntheticEarthquakes, load_catalogue
 from src.errors import ConfigError, UserError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_module
 
 
 def test_synthetic_splits_follow_the_given_truth():
@@ -85,15 +80,9 @@ def test_missing_csv_and_bad_fractions_name_the_field(tmp_path):
 def test_cli_reports_a_bad_csv_row_in_one_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("x,y,s\n0,0,1\n1,1,2\n2,2,-4\n")
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "src.train", "data=earthquake_csv", f"data.path={path}"),
-            *("model=earthquake_cavi", f"paths.log_dir={tmp_path / 'out'}"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_module(
+        *("src.train", "data=earthquake_csv", f"data.path={path}", "model=earthquake_cavi"),
+        f"paths.log_dir={tmp_path / 'out'}",
     )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]

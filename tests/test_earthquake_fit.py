@@ -32,13 +32,7 @@ METRICS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are small: one torch thread is fastest on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_fit_recovers_well_separated_truth_and_logs_every_sweep(make_cfg, tmp_path):

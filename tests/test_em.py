@@ -1,8 +1,5 @@
 """EM: monotone log-likelihood, agreement with scikit-learn, the Lightning module's contract."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +10,7 @@ from src.data.truths_2d import gaussian_mixture
 from src.errors import ConfigError, UserError
 from src.models.gmm import GaussianMixture
 from src.train import train
+from tests.conftest import run_module
 
 
 def _ring_data(n=3000, seed=0) -> torch.Tensor:
@@ -101,19 +99,10 @@ def test_em_module_refuses_more_components_than_points(make_cfg):
 
 
 @pytest.mark.slow  # a fresh interpreter importing Lightning
-def test_cli_prints_one_line_and_fails():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "experiment=gmm_em_mog2d",
-            "model.reg_covar=-1",
-            "debug=fast",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_cli_prints_one_line_and_fails(tmp_path):
+    result = run_module(
+        *("src.train", "experiment=gmm_em_mog2d", "model.reg_covar=-1", "debug=fast"),
+        f"paths.log_dir={tmp_path}",
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: model.reg_covar=-1")

@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,6 +17,7 @@ from src.estimators.gradients import (
     surrogate,
 )
 from src.train import train
+from tests.conftest import run_module
 
 STATIONARY = xsinx.stationary_point()  # (μ, log σ) from (0, 0)
 
@@ -171,18 +170,9 @@ def test_a_real_data_set_is_refused(make_cfg):
 
 
 def test_cli_reports_bad_sigma_in_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.train",
-            "experiment=seed003_estimators_fast",
-            "model.init_sigma=0",
-            f"paths.output_dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_module(
+        *("src.train", "experiment=seed003_estimators_fast", "model.init_sigma=0"),
+        f"paths.log_dir={tmp_path}",
     )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from src.train import train
-from tests.conftest import compose_config
+from tests.conftest import ROOT, compose_config, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [
     "trainer.max_epochs=30",
     "data.n_train=4000",
@@ -44,12 +43,7 @@ def wait_for_epochs(log_dir: Path, process: subprocess.Popen, epochs: int) -> Pa
 
 
 def resume(run_dir: Path) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "src.train", f"resume={run_dir}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_module("src.train", f"resume={run_dir}")
     assert result.returncode == 0, result.stderr
     return json.loads((run_dir / "metrics.json").read_text())
 

@@ -14,21 +14,13 @@ from hydra import compose, initialize_config_dir
 
 from src.sweeps.records import RECORD, first_line, sweep_records, write_record
 from src.sweeps.summary import best_index, table, to_markdown, write_summary
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["debug=fast"]  # one batch per stage: the sweep machinery is under test, not the models
 
 
 def sweep(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "src.train", *args, f"paths.log_dir={cwd / 'out'}"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=timeout,
-    )
+    return run_module("src.train", *args, f"paths.log_dir={cwd / 'out'}", cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture

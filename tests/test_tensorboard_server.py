@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_module
+
 TENSORBOARD = Path(sys.executable).with_name("tensorboard")
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
@@ -49,14 +50,7 @@ def wait_for_runs(port: int, n: int, server: subprocess.Popen) -> list[str]:
 def test_tensorboard_serves_a_sweep_side_by_side(tmp_path):
     args = ["-m", "seed=0,1", "trainer.max_epochs=2", "data.n_train=500", "data.n_test=500"]
     args += ["callbacks=none", f"paths.log_dir={tmp_path}"]
-    swept = subprocess.run(
-        [sys.executable, "-m", "src.train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=600,
-    )
+    swept = run_module("src.train", *args, cwd=tmp_path)
     assert swept.returncode == 0, swept.stderr[-3000:]
     (sweep_dir,) = tmp_path.glob("*/multiruns/*")
     port = free_port()
