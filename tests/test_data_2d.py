@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data.moons import MoonsDataModule
-from src.data.synthetic_vector import VectorSyntheticDataModule
+from src.data.synthetic import SyntheticDataModule
 from src.data.truths_2d import banana, gaussian_mixture
 from src.errors import ConfigError, UserError
 from src.train import train
@@ -100,10 +100,10 @@ def test_banana_samples_have_the_right_moments():
     assert float(x[:, 1].var()) == pytest.approx(2.25, rel=0.03)
 
 
-def test_vector_module_checks_its_dimension():
+def test_synthetic_module_checks_a_declared_dimension():
     with pytest.raises(ConfigError, match="dim=3"):
-        VectorSyntheticDataModule(gaussian_mixture(), dim=3, n_train=10, n_val=10, n_test=10)
-    dm = VectorSyntheticDataModule(banana(), dim=2, n_train=50, n_val=10, n_test=30)
+        SyntheticDataModule(gaussian_mixture(), dim=3, n_train=10, n_val=10, n_test=10)
+    dm = SyntheticDataModule(banana(), dim=2, n_train=50, n_val=10, n_test=30)
     assert dm.train_x.shape == (50, 2) and dm.train_x.dtype == torch.float32
     assert dm.oracle_log_prob.shape == (30,)
 

@@ -133,10 +133,10 @@ def test_chunked_statistics_equal_one_pass(monkeypatch):
 def test_em_module_stops_after_n_init_converged_restarts():
     import pytorch_lightning as pl
 
-    from src.data.synthetic_vector import VectorSyntheticDataModule
+    from src.data.synthetic import SyntheticDataModule
     from src.lightning.em import EMModule
 
-    data = VectorSyntheticDataModule(gaussian_mixture(), 2, 2000, 200, 200, None, 0)
+    data = SyntheticDataModule(gaussian_mixture(), 2000, 200, 200, None, 0, dim=2)
     module = EMModule(8, 2, tol=1e-4, max_iter=100, n_init=2)
     trainer = pl.Trainer(
         max_epochs=1000,

@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
+from src.errors import ConfigError
 from src.utils.checks import positive_int
 
 
@@ -24,7 +25,13 @@ class SyntheticDataModule(TensorDataModule):
         n_test: int = 20000,
         batch_size: int | None = 256,
         seed: int = 0,
+        dim: int | None = None,
     ) -> None:
+        """`dim`, when given, must be the truth's event dimension: data configs on ℝ^D declare
+        it so a model config can read `${data.dim}`."""
+        if dim is not None and tuple(truth.event_shape) != (positive_int("dim", dim),):
+            raise ConfigError("dim", dim, f"the truth's dimension, {tuple(truth.event_shape)}")
+        self.dim = dim
         super().__init__(batch_size, seed)
         sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
         self.truth = truth
