@@ -13,21 +13,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from src.errors import first_line
+
 RECORD = "sweep_job.json"
-
-
-def first_line(error: BaseException) -> str:
-    """`Type: first line of the message`, enough to tell failures apart in a table."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def write_record(job_dir: str | Path, **fields: Any) -> None:
     """Atomically (over)write the job's record, keeping what an earlier write said."""
     path = Path(job_dir) / RECORD
     record = read_record(path) | fields | {"updated": time.time()}
-    tmp = path.with_name(f".{RECORD}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    atomic_write(path, json.dumps(record, indent=2, default=str) + "\n")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """A reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     tmp.replace(path)
 
 
