@@ -49,16 +49,15 @@ def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: boo
 
 
 def figure_rows(comparison: Comparison) -> list:  # of src.plots.comparison.Row
-    """One row per data set with a test metric, one cell per model: the run of its lowest
-    completed seed, its score over seeds in the title."""
+    """One row per data set with a test metric, one column per model run on any of them, each
+    cell the run of the model's lowest completed seed, its score over seeds in the title."""
     from src.plots.comparison import Cell, Row
 
+    scored = [(d, m) for d in comparison.datasets if (m := comparison.score(d))]
+    models = [m for m in comparison.models if any(comparison.cell(m, d) for d, _ in scored)]
     rows = []
-    for data in comparison.datasets:
-        metric = comparison.score(data)
-        if metric is None:  # no test metric: a Monte Carlo study, no density to draw
-            continue
-        cells = [Cell(*_cell(m, comparison.cell(m, data), metric)) for m in comparison.models]
+    for data, metric in scored:
+        cells = [Cell(*_cell(m, comparison.cell(m, data), metric)) for m in models]
         first = next((c.run_dir for c in cells if c.run_dir), None)
         rows.append(Row(data, first, cells))
     return rows
@@ -67,7 +66,7 @@ def figure_rows(comparison: Comparison) -> list:  # of src.plots.comparison.Row
 def _cell(model: str, config: Config | None, metric: str) -> tuple[str, Path | None, str]:
     """(title, run to draw, what to say instead)"""
     if config is None:
-        return model, None, "not run on this data set"
+        return "", None, ""  # an empty cell
     run = config.first
     if run is None:
         return model, None, f"no completed run ({config.n_failed} failed)"

@@ -30,7 +30,7 @@ N_REFERENCE = 20000  # truth samples that set a row's plotting range
 
 @dataclass
 class Cell:
-    title: str
+    title: str  # empty: a blank cell (the model did not run on this data set)
     run_dir: Path | None = None  # the run whose model is drawn
     note: str = ""  # said in the cell when there is no run to draw
 
@@ -78,7 +78,9 @@ def _draw_row(fig: Figure, row: Row, axes: list[Axes]) -> None:
         else:
             _draw_truth(fig, axes[0], row.data, scope)
     for ax, cell, model in zip(axes[1:], row.cells, models):
-        if isinstance(model, str):
+        if not cell.title:
+            ax.set_axis_off()
+        elif isinstance(model, str):
             _note(ax, cell.title, model)
         elif scope is None or _kind(model) != scope.kind:
             _note(ax, cell.title, f"not drawn: {_describe(model)}")

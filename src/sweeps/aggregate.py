@@ -166,14 +166,34 @@ def compare(runs: Iterable[Run]) -> Comparison:
     configs = list(groups.values())
     keys = list(dict.fromkeys(k for c in configs for k in c.identity))
     varying = [k for k in keys if len({c.identity.get(k) for c in configs}) > 1]
-    for config in configs:
-        tags = [f"{k}={config.identity[k]}" for k in varying if k in config.identity]
-        data_tags = [t for t in tags if t.startswith("data.")]
-        model_tags = [t for t in tags if not t.startswith(("data.", "data=", "model="))]
-        config.model = " ".join([config.identity.get("model", "?"), *model_tags])
-        config.data = " ".join([config.identity.get("data", "?"), *data_tags])
+    _label(configs, varying)
     shared = {k: v for k, v in configs[0].identity.items() if k not in varying} if configs else {}
     return Comparison(configs, shared, varying)
+
+
+def _label(configs: list[Config], varying: list[str]) -> None:
+    """A data set is its data choice and the `data.` settings that vary; a model is its model
+    choice and each other varying setting that the model and data set alone do not fix (an
+    experiment that only names a model on a data set adds nothing)."""
+    for config in configs:
+        tags = [
+            f"{k}={config.identity[k]}"
+            for k in varying
+            if k.startswith("data.") and k in config.identity
+        ]
+        config.data = " ".join([config.identity.get("data", "?"), *tags])
+    same: dict[tuple, list[Config]] = {}
+    for config in configs:
+        same.setdefault((config.identity.get("model"), config.data), []).append(config)
+    model_keys = [
+        k
+        for k in varying
+        if k not in ("model", "data") and not k.startswith("data.")
+        if any(len({c.identity.get(k) for c in group}) > 1 for group in same.values())
+    ]
+    for config in configs:
+        tags = [f"{k}={config.identity[k]}" for k in model_keys if k in config.identity]
+        config.model = " ".join([config.identity.get("model", "?"), *tags])
 
 
 def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
