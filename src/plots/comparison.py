@@ -181,6 +181,7 @@ def _draw_density(fig: Figure, ax: Axes, scope: _Scope, log_prob, dtype: torch.d
 
 
 def _note(ax: Axes, title: str, text: str) -> None:
-    ax.text(0.5, 0.5, textwrap.fill(text, 38), ha="center", va="center", transform=ax.transAxes)
+    text = textwrap.fill(textwrap.shorten(text, 160), 38)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
