@@ -78,7 +78,9 @@ def load_run(run_dir: Path) -> Run | None:
     seed = config.get("seed")
     record = read_record(run_dir / RECORD)  # sweep jobs only: running, failure, trial number
     status, error, metrics = _outcome(run_dir, record)
-    metrics_file = run_dir / "metrics.json"
+    started = record.get("started")
+    if started is None:  # not a sweep job: Hydra writes the config as the run starts
+        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
     return Run(
         run_dir=run_dir,
         settings=settings,
@@ -89,8 +91,7 @@ def load_run(run_dir: Path) -> Run | None:
         error=error,
         job=record.get("job", job.get("num")),
         trial=record.get("trial"),
-        started=record.get("started")
-        or (metrics_file.stat().st_mtime if metrics_file.is_file() else 0.0),
+        started=started,
     )
 
 
