@@ -126,7 +126,7 @@ def test_unfinished_runs_are_counted_and_the_latest_run_of_a_seed_counts(tmp_pat
     assert (len(config.by_seed), config.n_failed, config.n_running) == (1, 2, 1)
     assert config.stat("test/kl_gap").mean == 0.1  # the later run of seed 3
     compare_dirs([root], None, figure=False)
-    assert "1 completed runs of a seed that ran again" in (root / "comparison.md").read_text()
+    assert "Left out: 1 earlier completed run(s)" in (root / "comparison.md").read_text()
 
 
 def test_labels_name_only_what_sets_models_apart(tmp_path):

@@ -85,7 +85,11 @@ def _draw_row(fig: Figure, row: Row, axes: list[Axes]) -> None:
         elif scope is None or _kind(model) != scope.kind:
             _note(ax, cell.title, f"not drawn: {_describe(model)}")
         else:
-            _draw_model(fig, ax, cell.title, scope, model)
+            try:
+                _draw_model(fig, ax, cell.title, scope, model)
+            except Exception as error:  # e.g. a log_prob that refuses the grid
+                ax.clear()
+                _note(ax, cell.title, f"cannot draw the model: {first_line(error)}")
 
 
 def _rebuild(cell: Cell) -> Any:

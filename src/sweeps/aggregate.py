@@ -238,7 +238,7 @@ def to_markdown(comparison: Comparison, sources: Sequence[str | Path]) -> str:
     if superseded:
         lines += [
             "",
-            f"{superseded} completed runs of a seed that ran again are left out "
+            f"Left out: {superseded} earlier completed run(s) of a seed that ran again "
             "(the latest completed run of each seed counts).",
         ]
     lines += _models_by_data(comparison) + _paired(comparison)
@@ -308,7 +308,7 @@ def _paired(comparison: Comparison) -> list[str]:
         "A − B: the per-seed difference of the two models' scores over the seeds both completed "
         "(a seed fixes the splits, so both are scored on the same test points), mean ± se.",
         "",
-        *markdown_table(["data", "metric", "A", "B", "seeds", "A − B"], body),
+        *markdown_table(["data", "metric", "A", "B", "n_seeds", "A − B"], body),
     ]
 
 

@@ -20,8 +20,7 @@ from src.sweeps.records import RECORD, read_record
 
 CHOICES = ("model", "data", "fit", "experiment")  # the config groups that name what a run is
 DEFAULT_FIT = "mle"  # runs from before the `fit` group was fitted by maximum likelihood
-NOT_IDENTITY = ("seed", "paths.", "fail_fast")  # where a run writes or when it stops: not what
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C, where PyYAML was built with it
 
 
 @dataclass
@@ -39,8 +38,13 @@ class Run:
 
     @property
     def identity(self) -> dict[str, str]:
-        """What the run is, seed left out: runs that differ only by seed are one configuration."""
-        return {k: v for k, v in self.settings.items() if not k.startswith(NOT_IDENTITY)}
+        """What the run is, seed left out: runs that differ only by seed are one configuration.
+        Where it writes (`paths.`) and whether a sweep stops at a failure are not what it is."""
+        return {
+            k: v
+            for k, v in self.settings.items()
+            if k not in ("seed", "fail_fast") and not k.startswith("paths.")
+        }
 
 
 def find_runs(dirs: Iterable[str | Path]) -> list[Run]:
@@ -64,7 +68,7 @@ def _run_dirs(top: Path) -> Iterable[Path]:
 
 
 def load_run(run_dir: Path) -> Run | None:
-    """The run's record, or None for a directory that is no training run (an `src.eval`)."""
+    """The run as read back, or None for a directory that is no training run (an `src.eval`)."""
     hydra = _yaml(run_dir / ".hydra" / "hydra.yaml").get("hydra", {})
     job = hydra.get("job", {})
     if job.get("config_name") == "eval":
@@ -72,8 +76,8 @@ def load_run(run_dir: Path) -> Run | None:
     config = _yaml(run_dir / ".hydra" / "config.yaml")
     overrides = _yaml(run_dir / ".hydra" / "overrides.yaml") or []
     choices = hydra.get("runtime", {}).get("choices", {})
-    settings = {"fit": DEFAULT_FIT} | {g: str(choices[g]) for g in CHOICES if choices.get(g)}
-    settings = {g: settings[g] for g in CHOICES if g in settings}
+    chosen = {"fit": DEFAULT_FIT} | {g: str(v) for g, v in choices.items() if g in CHOICES and v}
+    settings = {g: chosen[g] for g in CHOICES if g in chosen}  # in the order of CHOICES
     settings |= dict(parse_override(o) for o in overrides)
     seed = config.get("seed")
     record = read_record(run_dir / RECORD)  # sweep jobs only: running, failure, trial number
