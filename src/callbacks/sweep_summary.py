@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.errors import first_line
+from src.sweeps.aggregate import MARKDOWN as COMPARISON
 from src.sweeps.records import RECORD, read_record, sweep_records, write_record
 from src.sweeps.summary import MARKDOWN, Optimized, write_summary
 
@@ -85,7 +86,7 @@ class SweepSummary(Callback):
         ours = [r for r in sweep_records(sweep_dir) if r.get("started", 0) >= self.started]
         failed = [r for r in ours if r.get("status") != "ok"]
         print(f"sweep summary: {sweep_dir / MARKDOWN}", flush=True)
-        print(f"over seeds: {sweep_dir / 'comparison.md'}", flush=True)
+        print(f"over seeds: {sweep_dir / COMPARISON}", flush=True)
         if failed:
             print(f"error: {len(failed)} of {len(ours)} jobs failed", file=sys.stderr)
             sys.exit(1)
