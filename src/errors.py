@@ -33,6 +33,12 @@ class ConfigError(UserError, ValueError):
         return ConfigError(f"{prefix}.{self.key}", self.value, self.valid)
 
 
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message`, enough to tell failures apart in a table or a cell."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
