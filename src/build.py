@@ -19,6 +19,7 @@ from src.callbacks.run_guard import RunGuard
 from src.errors import ConfigError, UserError
 from src.models.protocol import DensityModel
 from src.utils.instantiate import build
+from src.utils.settings import check_settings
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -120,20 +121,28 @@ def choice(cfg: DictConfig, group: str) -> str:
     return str(node.get("_target_", "?")).rsplit(".", 1)[-1] if node else "None"
 
 
-def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
-    """Load a checkpoint's weights without running code from it (`weights_only`), refusing
-    one whose weights do not fit the configured model."""
-    import pickle
-
+def load_weights(module: pl.LightningModule, ckpt_path: str, cfg: DictConfig) -> None:
+    """Load a checkpoint's weights without running code from it (`weights_only`). Anything that
+    is not a checkpoint of this model with these settings is refused in one line: a text, empty,
+    truncated or foreign file, another model's weights, or the same class trained with other
+    settings (the model config saved in the checkpoint is compared with the run's)."""
     import torch
 
     try:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    except (pickle.UnpicklingError, KeyError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0][:200]
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = checkpoint["state_dict"]
+    except Exception as error:  # the boundary of torch.load: whatever the file is, one line
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
         raise ConfigError(
             "ckpt_path", str(ckpt_path), f"a Lightning checkpoint of plain tensors ({reason})"
-        ) from None
+        ).at_top_level() from None
+    saved = checkpoint.get(MODEL_CONFIG) if isinstance(checkpoint, dict) else None
+    wanted = _model_config(cfg)
+    if saved is not None and saved != wanted:
+        changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        shown = ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
+        valid = f"a checkpoint of the configured model (it was trained with {shown})"
+        raise ConfigError("ckpt_path", str(ckpt_path), valid).at_top_level()
     try:
         module.load_state_dict(state)
     except RuntimeError as error:  # missing, unexpected or differently shaped weights
@@ -141,7 +150,16 @@ def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
         reason = lines[1] if len(lines) > 1 else lines[0]
         target = type(getattr(module, "model", module)).__name__
         valid = f"a checkpoint of the configured model {target} ({reason})"
-        raise ConfigError("ckpt_path", str(ckpt_path), valid) from None
+        raise ConfigError("ckpt_path", str(ckpt_path), valid).at_top_level() from None
+
+
+MODEL_CONFIG = "densitylab_model_config"
+
+
+def _model_config(cfg: DictConfig) -> dict:
+    """The run's model (or study) settings, resolved: what a checkpoint must have been made of."""
+    node = cfg.get("study") or cfg.get("model")
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
@@ -149,8 +167,11 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     are settings without a `_target_`: an experiment's tweaks of a callback not selected.
     The run guard (non-finite check, checkpoint on Ctrl+C) is always on."""
     callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
-    callbacks.append(RunGuard(f"{cfg.paths.output_dir}/checkpoints"))
+    callbacks.append(
+        RunGuard(f"{cfg.paths.output_dir}/checkpoints", {MODEL_CONFIG: _model_config(cfg)})
+    )
     loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
+    check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
 

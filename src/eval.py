@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    load_weights(module, cfg.ckpt_path)
+    load_weights(module, cfg.ckpt_path, cfg)
     trainer = pl.Trainer(
         **{k: cfg.trainer[k] for k in ("accelerator", "devices") if k in cfg.trainer},
         logger=False,

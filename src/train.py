@@ -6,15 +6,18 @@ Lightning are imported inside `train`, so `--help`, `--cfg job` and config error
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from src.errors import RunInterrupted
+from src.errors import ConfigError, RunInterrupted, UserError
 from src.utils.cli import run_cli
-from src.utils.runs import continued_config
+from src.utils.runs import continued_config, run_identity
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
@@ -36,41 +39,63 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
     quiet_known_noise()
     cfg = continued_config(cfg)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError("seed", cfg.seed, "an integer in [0, 2³²)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
     if cfg.get("ckpt_path"):
-        load_weights(module, cfg.ckpt_path)  # refuses another model's checkpoint in one line
+        load_weights(module, cfg.ckpt_path, cfg)  # refuses another model's checkpoint in one line
 
     start = time.perf_counter()
-    try:
+    with stopped_cleanly(trainer, cfg):
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
         )
-    except SystemExit:  # Lightning's graceful shutdown after Ctrl+C
-        if not trainer.interrupted:
-            raise
-        write_metrics(
-            cfg.paths.output_dir, {"status": "interrupted"} | as_floats(trainer.callback_metrics)
-        )
-        raise RunInterrupted(
-            f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"continue with: python -m src.train resume={cfg.paths.output_dir}"
-        ) from None
     fit_seconds = time.perf_counter() - start
     fit_metrics = dict(trainer.callback_metrics)
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    with stopped_cleanly(trainer, cfg):
+        trainer.test(module, datamodule=datamodule, verbose=False)
 
     metrics = as_floats(fit_metrics | trainer.callback_metrics | {"fit_seconds": fit_seconds})
-    labels = {"status": "completed"} | getattr(module, "run_labels", {})  # text, e.g. a name
+    broken = [
+        k for k, v in metrics.items() if k.startswith(("val/", "test/")) and not math.isfinite(v)
+    ]
+    labels = {"status": "failed" if broken else "completed"} | run_identity(cfg, trainer)
+    labels |= getattr(module, "run_labels", {})  # text, e.g. an estimator's name
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
     log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
     if trainer.is_global_zero:
+        print_metrics(metrics, cfg.paths.output_dir)  # shown first: a failed write loses nothing
         write_metrics(cfg.paths.output_dir, labels | metrics)
-        print_metrics(metrics, cfg.paths.output_dir)
+    if broken:
+        raise UserError(
+            f"the run failed: its final {broken[0]} is {metrics[broken[0]]} (status failed in "
+            f"{cfg.paths.output_dir}/metrics.json); lower the learning rate or check the data"
+        )
     return labels | metrics
+
+
+@contextmanager
+def stopped_cleanly(trainer, cfg: DictConfig) -> Iterator[None]:
+    """Ctrl+C, in training or in the test stage, leaves metrics.json with status interrupted
+    and the resume command (Lightning turns the KeyboardInterrupt into a graceful SystemExit)."""
+    from src.utils.metrics import as_floats, write_metrics
+
+    try:
+        yield
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if trainer.is_global_zero:
+            metrics = {"status": "interrupted"} | as_floats(trainer.callback_metrics)
+            write_metrics(cfg.paths.output_dir, metrics)
+        raise RunInterrupted(
+            f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"continue with: python -m src.train resume={cfg.paths.output_dir}"
+        ) from None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

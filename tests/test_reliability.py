@@ -95,10 +95,35 @@ def flow1d_checkpoint(tmp_path_factory) -> Path:
 def test_a_checkpoint_of_another_model_is_refused(flow1d_checkpoint, tmp_path):
     cfg = compose_config("model=gmm", "data=mog2d", output_dir=tmp_path)
     module = build_module(cfg, build_datamodule(cfg))
-    with pytest.raises(
-        ConfigError, match=r"^ckpt_path=.* a checkpoint of the configured model GaussianMixture"
-    ):
-        load_weights(module, str(flow1d_checkpoint))
+    with pytest.raises(ConfigError, match=r"^ckpt_path=.* a checkpoint of the configured model"):
+        load_weights(module, str(flow1d_checkpoint), cfg)
+
+
+def test_the_same_class_with_other_settings_is_refused(flow1d_checkpoint, tmp_path):
+    """flow1d and flow1d_notes share a class and their weights' shapes: only the saved model
+    config tells them apart."""
+    cfg = compose_config("model=flow1d_notes", output_dir=tmp_path)
+    module = build_module(cfg, build_datamodule(cfg))
+    with pytest.raises(ConfigError, match=r"trained with base='uniform', normalized=True"):
+        load_weights(module, str(flow1d_checkpoint), cfg)
+
+
+@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "foreign archive"])
+def test_a_file_that_is_not_a_checkpoint_is_refused_in_one_line(kind, flow1d_checkpoint, tmp_path):
+    path = tmp_path / "bad.ckpt"
+    if kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(flow1d_checkpoint.read_bytes()[:2000])
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    cfg = compose_config(output_dir=tmp_path)
+    module = build_module(cfg, build_datamodule(cfg))
+    with pytest.raises(ConfigError) as error:
+        load_weights(module, str(path), cfg)
+    assert str(error.value).startswith("ckpt_path=") and "\n" not in str(error.value)
 
 
 class Payload:
@@ -113,4 +138,4 @@ def test_a_checkpoint_that_would_run_code_is_refused(flow1d_checkpoint, tmp_path
     cfg = compose_config(output_dir=tmp_path)
     module = build_module(cfg, build_datamodule(cfg))
     with pytest.raises(ConfigError, match=r"^ckpt_path=.*plain tensors"):
-        load_weights(module, str(unsafe))
+        load_weights(module, str(unsafe), cfg)

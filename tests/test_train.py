@@ -73,3 +73,33 @@ def test_eval_overrides_replace_the_runs_settings(run, make_cfg):
     overrides = [f"ckpt_path={ckpt}", "data.n_test=300"]
     cfg = run_config(make_cfg(*overrides, config_name="eval"), overrides)
     assert cfg.data.n_test == 300 and cfg.data.n_train == 512
+
+
+def test_last_ckpt_is_the_last_epoch_and_reproduces_the_test_metrics(make_cfg, tmp_path):
+    """best.ckpt by the *highest* val/nll is (nearly always) epoch 0: Lightning's own
+    save_last then left last.ckpt at the best epoch, so this run used to fail both checks."""
+    import torch
+
+    from src.eval import evaluate
+
+    cfg = make_cfg(
+        "trainer.max_epochs=8", "data.n_train=400", "callbacks.model_checkpoint.mode=max",
+        "callbacks.figures=null", "~logger",
+    )  # fmt: skip
+    metrics = train(cfg)
+    checkpoints = tmp_path / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    best = torch.load(checkpoints / "best.ckpt", weights_only=True)
+    assert last["epoch"] == 7 and best["epoch"] < 7
+    assert metrics["checkpoint"] == str(checkpoints / "last.ckpt")
+    saved = OmegaConf.to_container(cfg)
+    saved.pop("hydra")
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(saved, tmp_path / ".hydra" / "config.yaml")  # as the command line saves it
+    overrides = [f"ckpt_path={checkpoints / 'last.ckpt'}"]
+    eval_cfg = run_config(make_cfg(*overrides, config_name="eval"), overrides)
+    eval_cfg.paths.output_dir = str(tmp_path / "eval")
+    (tmp_path / "eval").mkdir()
+    again = evaluate(eval_cfg)
+    for key in ("test/nll", "test/kl_gap", "test/kl_gap_se"):
+        assert again[key] == pytest.approx(metrics[key], rel=1e-9), key

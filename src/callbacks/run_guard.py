@@ -21,10 +21,21 @@ class NonFiniteError(UserError):
 
 
 class RunGuard(pl.Callback):
-    def __init__(self, checkpoint_dir: str | Path, metric: str = "train/nll") -> None:
+    def __init__(
+        self,
+        checkpoint_dir: str | Path,
+        identity: dict[str, Any] | None = None,
+        metric: str = "train/nll",
+    ) -> None:
         self.interrupted_path = Path(checkpoint_dir) / "interrupted.ckpt"
+        self.identity = identity or {}  # saved into every checkpoint: what it was made of
         self.metric = metric
         self.last_finite: tuple[float, int] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint.update(self.identity)
 
     def on_train_batch_end(
         self,

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from src.errors import UserError
+
 
 def as_floats(metrics: Mapping[str, object]) -> dict[str, float]:
     return {key: float(value) for key, value in sorted(metrics.items())}
@@ -17,8 +19,11 @@ def as_floats(metrics: Mapping[str, object]) -> dict[str, float]:
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(metrics), indent=2) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    try:
+        tmp.write_text(json.dumps(dict(metrics), indent=2) + "\n")
+        tmp.replace(path)  # atomic: a reader never sees half a file
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     return path
 
 

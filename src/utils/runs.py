@@ -100,3 +100,46 @@ def trained_model(run_dir: Path):
     weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(weights)
     return model.eval()
+
+
+def run_identity(cfg: DictConfig, trainer) -> dict:
+    """What metrics.json says it measured: the choice of each config group, the seed, the
+    settings typed on the command line (a sweep's swept keys among them), the git commit and
+    the checkpoint whose weights the test metrics come from (the state after the last epoch)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choices, overrides = HydraConfig.get().runtime.choices, HydraConfig.get().overrides.task
+    else:
+        choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
+        overrides = OmegaConf.select(cfg, "hydra.overrides.task") or []
+    names = {g: choices.get(g) for g in ("model", "data", "fit", "study", "experiment")}
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return {k: v for k, v in names.items() if v is not None} | {
+        "seed": cfg.seed,
+        "overrides": dict((*o.split("=", 1), None)[:2] for o in overrides),
+        "git_commit": git_commit(),
+        "checkpoint": str(last) if last.is_file() else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+    }
+
+
+def git_commit() -> str:
+    """The project's commit (with "+dirty" for uncommitted changes), or "unknown"."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
