@@ -120,7 +120,10 @@ def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator) -> Tensor:
     centres = [x[first]]
     nearest = (x - centres[0]).square().sum(-1)
     for _ in range(k - 1):  # a loop over components, not over points
-        picks = torch.multinomial(nearest.clamp_min(0), trials, True, generator=generator)
+        weights = nearest.clamp_min(0)
+        if not weights.any():  # every point is a centre already: fewer distinct points than k
+            weights = torch.ones_like(weights)
+        picks = torch.multinomial(weights, trials, True, generator=generator)
         candidate = torch.minimum(nearest, torch.cdist(x[picks], x).square())  # [T, N]
         best = candidate.sum(-1).argmin()
         centres.append(x[picks[best]].unsqueeze(0))
