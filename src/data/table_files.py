@@ -1,15 +1,17 @@
 """Numeric tables from files (CSV, TSV, .npy, .npz, Parquet) as one array of chosen columns.
 
 Text is parsed by numpy's C reader (`np.loadtxt` given the file name: no Python work per row,
-no memory beyond the result; numpy >= 1.23). A Python scan of the lines runs only once
-something is wrong, to name the first bad file line (the header is line 1) and its column.
-Parquet needs pandas, imported only for it: the project does not depend on it.
+no memory beyond the result; numpy >= 1.23), about 4·10⁶ rows/s (benchmarks/table_load.py).
+Only once something is wrong is the file read again, in blocks of whole lines, to name the
+first bad file line (the header is line 1) and its column: numpy finds the first block it
+refuses and Python scans that block alone. Parquet needs pandas, imported only for it: the
+project does not depend on it.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from src.errors import ConfigError, UserError
 
 FORMATS = ".csv, .tsv, .npy, .npz or .parquet"
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
-BLOCK = 1 << 24  # bytes per block of the vectorised field count
+BLOCK = 1 << 24  # bytes per block of whole lines (field counts, error paths)
+NEWLINE, CR = ord("\n"), ord("\r")
 MISSING = {"na", "n/a", "null", "none"}  # how R, pandas and others write a missing value
 Cell = Callable[[int, int], tuple[str, str]]
 
@@ -145,7 +148,7 @@ def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type])
         _check_field_counts(file, delimiter, len(head), header)
 
     def cell(row: int, j: int) -> tuple[str, str]:
-        line, fields = _row_line(file, delimiter, int(header), row)
+        line, fields = _row_line(file, delimiter, header, row)
         return f"{file}, line {line}, {_label(names, chosen[j])}", fields[chosen[j]].strip()
 
     values = _load_text(file, delimiter, int(header), None if all_columns else chosen, dtypes)
@@ -180,21 +183,25 @@ def _load_text(
     """The table as the first of `dtypes` that reads every cell, or None if none does."""
     for dtype in dtypes:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-                return np.loadtxt(
-                    str(file),  # a name, not a handle: numpy then reads in C, not line by line
-                    dtype=dtype,
-                    delimiter=delimiter,
-                    comments=None,
-                    skiprows=skip,
-                    usecols=usecols,
-                    ndmin=2,
-                    encoding="utf-8-sig",
-                )
+            return _loadtxt(
+                str(file),  # a name, not a handle: numpy then reads in C, not line by line
+                dtype=dtype,
+                delimiter=delimiter,
+                skiprows=skip,
+                usecols=usecols,
+                encoding="utf-8-sig",
+            )
         except ValueError:  # a cell of another type, or a bad one: found by _first_bad_line
             continue
     return None
+
+
+def _loadtxt(source: str | list[str], **kwargs: Any) -> np.ndarray:
+    """np.loadtxt as every read here calls it: no comment character, always 2-D, and quiet
+    about an input without rows (the callers check that themselves)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(source, comments=None, ndmin=2, **kwargs)
 
 
 def _ragged(file: Path, line: int, fields: int, expected: int, header: bool) -> UserError:
@@ -210,60 +217,94 @@ def _first_bad_line(
     chosen: list[int],
     names: list[str] | None,
 ) -> UserError:
-    """The first ragged row or non-numeric chosen cell, found by a Python scan of the lines
-    (runs only after numpy's reader refused the file)."""
-    for number, line in _lines(file):
-        if (number == 1 and header) or not line:
-            continue
-        fields = line.split(delimiter)
-        if len(fields) != width:
-            return _ragged(file, number, len(fields), width, header)
-        for j in chosen:
-            text = fields[j].strip()
-            if not _parses(text):
-                what = f"{text!r} is not a number" if text else "an empty cell"
-                if text.lower() in MISSING or not text:
-                    what += " (a missing value: only complete rows of numbers are read)"
-                return UserError(f"{file}, line {number}, {_label(names, j)}: {what}")
+    """The first ragged row or non-numeric chosen cell, after numpy's reader refused the file:
+    numpy reads it again block by block, and Python scans only the first block it refuses."""
+    usecols = None if chosen == list(range(width)) else chosen  # as the failed read
+    for first_line, block in _blocks(file):
+        text = _decode(file, block, first_line)
+        lines = [line.rstrip("\r") for line in text.split("\n")]
+        skip = int(header and first_line == 1)
+        try:
+            values = _loadtxt(lines[skip:], delimiter=delimiter, usecols=usecols)
+            if values.size == 0 or values.shape[1] == len(chosen):
+                continue  # this block reads: the problem lies further on
+        except ValueError:
+            pass
+        for number, line in enumerate(lines[skip:], first_line + skip):
+            if not line:
+                continue
+            fields = line.split(delimiter)
+            if len(fields) != width:
+                return _ragged(file, number, len(fields), width, header)
+            for j in chosen:
+                cell = fields[j].strip()
+                if not _parses(cell):
+                    what = f"{cell!r} is not a number" if cell else "an empty cell"
+                    if cell.lower() in MISSING or not cell:
+                        what += " (a missing value: only complete rows of numbers are read)"
+                    return UserError(f"{file}, line {number}, {_label(names, j)}: {what}")
     return UserError(f"{file}: numpy cannot read it as a table of numbers")
 
 
-def _row_line(file: Path, delimiter: str, skip: int, row: int) -> tuple[int, list[str]]:
-    """The file line of data row `row` (empty lines skipped) and its fields."""
-    rows = ((n, line) for n, line in _lines(file) if n > skip and line)
-    for i, (number, line) in enumerate(rows):
-        if i == row:
-            return number, line.split(delimiter)
+def _row_line(file: Path, delimiter: str, header: bool, row: int) -> tuple[int, list[str]]:
+    """The file line of data row `row` (empty lines do not count) and its fields, by counting
+    the non-empty lines of each block (vectorised)."""
+    for first_line, block in _blocks(file):
+        _, starts, ends = _spans(block)
+        data = np.flatnonzero(ends > starts)
+        if header and first_line == 1:
+            data = data[1:]
+        if row < len(data):
+            i = int(data[row])
+            line = _decode(file, block[starts[i] : ends[i]], first_line + i)
+            return first_line + i, line.split(delimiter)
+        row -= len(data)
     raise IndexError(row)
 
 
 def _check_field_counts(file: Path, delimiter: str, width: int, header: bool) -> None:
-    """Every non-empty line has `width` fields: delimiters counted per line in binary blocks,
-    vectorised (positions of newlines and delimiters, then two searchsorted)."""
-    newline, sep, cr = ord("\n"), ord(delimiter), ord("\r")
+    """Every non-empty line has `width` fields: delimiters counted per line, vectorised."""
+    for first_line, block in _blocks(file):
+        b, starts, ends = _spans(block)
+        seps = np.flatnonzero(b == ord(delimiter))
+        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+        bad = np.flatnonzero((counts != width - 1) & (ends > starts))
+        if bad.size:
+            i = int(bad[0])
+            raise _ragged(file, first_line + i, int(counts[i]) + 1, width, header)
+
+
+def _blocks(file: Path) -> Iterator[tuple[int, bytes]]:
+    """The file as blocks of whole lines (about BLOCK bytes each) and each block's first line
+    number. Lines end at \\n (Unix and Windows endings; a lone \\r is no line end here)."""
     first_line, tail = 1, b""
     with file.open("rb") as handle:
-        while True:
-            chunk = handle.read(BLOCK)
+        while chunk := handle.read(BLOCK):
             data = tail + chunk
-            cut = data.rfind(b"\n") + 1 if chunk else len(data)
-            data, tail = data[:cut], data[cut:]
-            b = np.frombuffer(data, np.uint8)
-            ends = np.flatnonzero(b == newline)
-            if not chunk and len(b) and b[-1] != newline:
-                ends = np.append(ends, len(b))
-            starts = np.concatenate(([0], ends + 1))[: len(ends)]
-            seps = np.flatnonzero(b == sep)
-            counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
-            carriage = (ends > starts) & (b[np.maximum(ends - 1, 0)] == cr)
-            empty = ends - starts - carriage == 0
-            bad = np.flatnonzero((counts != width - 1) & ~empty)
-            if bad.size:
-                i = int(bad[0])
-                raise _ragged(file, first_line + i, int(counts[i]) + 1, width, header)
-            first_line += len(ends)
-            if not chunk:
-                return
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield first_line, data[:cut]
+                first_line += data.count(b"\n", 0, cut)
+            tail = data[cut:]
+    if tail:
+        yield first_line, tail
+
+
+def _spans(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block as bytes, and each line's start and end (before its \\n or \\r\\n)."""
+    b = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(b == NEWLINE)
+    if len(b) and b[-1] != NEWLINE:
+        ends = np.append(ends, len(b))
+    starts = np.concatenate(([0], ends + 1))[: len(ends)]
+    return b, starts, ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == CR))
+
+
+def _decode(file: Path, data: bytes, first_line: int) -> str:
+    try:
+        return data.decode("utf-8-sig" if first_line == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(file, error) from None
 
 
 class _NoSuchArray(Exception):
