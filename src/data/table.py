@@ -172,7 +172,9 @@ def _first_bad(table: Table, bad: np.ndarray, problem: str) -> None:
 
 
 def _split(x: Tensor, fractions: tuple[float, float], seed: int, file: Path) -> dict[str, Tensor]:
-    """A permutation seeded by `seed` cut into train/val/test: disjoint, every row used once."""
+    """Rows drawn into train/val/test by a permutation seeded by `seed`: disjoint, every row
+    once. Each split keeps the file's order (training shuffles every epoch anyway), so the rows
+    are copied in sequence, several times faster than gathering them in random order."""
     n = len(x)
     n_val, n_test = (max(1, round(f * n)) for f in fractions)
     if n - n_val - n_test < 2:
@@ -181,8 +183,10 @@ def _split(x: Tensor, fractions: tuple[float, float], seed: int, file: Path) -> 
             f"test_fraction={fractions[1]} (train needs 2 rows, val and test 1 each)"
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    parts = perm.split([n - n_val - n_test, n_val, n_test])
-    return {split: x[index] for split, index in zip(SPLITS, parts)}
+    label = torch.empty(n, dtype=torch.uint8)
+    for k, index in enumerate(perm.split([n - n_val - n_test, n_val, n_test])):
+        label[index] = k
+    return {split: x[label == k] for k, split in enumerate(SPLITS)}
 
 
 def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
