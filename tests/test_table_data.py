@@ -353,22 +353,24 @@ def test_bad_files_are_refused_in_one_line(tmp_path, text, name, settings, messa
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["unix", "windows", "old-mac"])
 @pytest.mark.parametrize("block", [16, 64, 1 << 24])
-def test_line_numbers_across_blocks(tmp_path, monkeypatch, block):
+def test_line_numbers_across_blocks(tmp_path, monkeypatch, block, end):
     """The error paths read the text in blocks of whole lines: the line numbers must not
-    depend on where the blocks end (a line longer than a block included)."""
+    depend on where the blocks end (a line longer than a block included) or the line ends."""
     monkeypatch.setattr("src.data.table_files.BLOCK", block)
-    body = "".join(f"{i}.5,{i}.25,t\r\n" + ("\r\n" if i % 7 == 0 else "") for i in range(40))
-    head = "\ufeffx,y,label\r\n" + body  # 40 rows and 6 empty lines: the next is line 48
+    body = "".join(f"{i}.5,{i}.25,t{end}" + (end if i % 7 == 0 else "") for i in range(40))
+    head = f"\ufeffx,y,label{end}" + body  # 40 rows and 6 empty lines: the next is line 48
     cases = {
-        "40.5,x,t\r\n": r"line 48, column 'y': 'x' is not a number",
-        "40.5,nan,t\r\n": r"line 48, column 'y': nan is not a finite number",
-        "40.5,1,t,extra\r\n": r"line 48: 4 fields, the header has 3",
-        "40.5," + "1" * 100 + "e400,t\r\n": r"line 48, column 'y': 1{100}e400 is not a finite",
+        "40.5,x,t": r"line 48, column 'y': 'x' is not a number",
+        "40.5,nan,t": r"line 48, column 'y': nan is not a finite number",
+        "40.5,1,t,extra": r"line 48: 4 fields, the header has 3",
+        "40.5," + "1" * 100 + "e400,t": r"line 48, column 'y': 1{100}e400 is not a finite",
     }
     for last, message in cases.items():
         with pytest.raises(UserError, match=message):
-            table(tmp_path, head + last + "1.5,2.5,t\r\n", columns=["x", "y"])
+            table(tmp_path, head + last + f"{end}1.5,2.5,t{end}", columns=["x", "y"])
+    assert table(tmp_path, head, columns=["x", "y"]).dim == 2
     counts = "k\n" + "".join(f"{i % 5}\n" + ("\n" if i % 3 == 0 else "") for i in range(30))
     with pytest.raises(UserError, match=r"line 42, column 'k': 9 is outside 0…4"):
         table(tmp_path, counts + "9\n", n_bins=5)

@@ -23,7 +23,6 @@ from src.errors import ConfigError, UserError
 FORMATS = ".csv, .tsv, .npy, .npz or .parquet"
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
 BLOCK = 1 << 24  # bytes per block of whole lines (field counts, error paths)
-NEWLINE, CR = ord("\n"), ord("\r")
 MISSING = {"na", "n/a", "null", "none"}  # how R, pandas and others write a missing value
 Cell = Callable[[int, int], tuple[str, str]]
 
@@ -220,9 +219,9 @@ def _first_bad_line(
     """The first ragged row or non-numeric chosen cell, after numpy's reader refused the file:
     numpy reads it again block by block, and Python scans only the first block it refuses."""
     usecols = None if chosen == list(range(width)) else chosen  # as the failed read
-    for first_line, block in _blocks(file):
+    for first_line, block, newline in _blocks(file):
         text = _decode(file, block, first_line)
-        lines = [line.rstrip("\r") for line in text.split("\n")]
+        lines = [line.rstrip("\r") for line in text.split(newline.decode())]
         skip = int(header and first_line == 1)
         try:
             values = _loadtxt(lines[skip:], delimiter=delimiter, usecols=usecols)
@@ -249,8 +248,8 @@ def _first_bad_line(
 def _row_line(file: Path, delimiter: str, header: bool, row: int) -> tuple[int, list[str]]:
     """The file line of data row `row` (empty lines do not count) and its fields, by counting
     the non-empty lines of each block (vectorised)."""
-    for first_line, block in _blocks(file):
-        _, starts, ends = _spans(block)
+    for first_line, block, newline in _blocks(file):
+        _, starts, ends = _spans(block, newline)
         data = np.flatnonzero(ends > starts)
         if header and first_line == 1:
             data = data[1:]
@@ -264,8 +263,8 @@ def _row_line(file: Path, delimiter: str, header: bool, row: int) -> tuple[int, 
 
 def _check_field_counts(file: Path, delimiter: str, width: int, header: bool) -> None:
     """Every non-empty line has `width` fields: delimiters counted per line, vectorised."""
-    for first_line, block in _blocks(file):
-        b, starts, ends = _spans(block)
+    for first_line, block, newline in _blocks(file):
+        b, starts, ends = _spans(block, newline)
         seps = np.flatnonzero(b == ord(delimiter))
         counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
         bad = np.flatnonzero((counts != width - 1) & (ends > starts))
@@ -274,30 +273,35 @@ def _check_field_counts(file: Path, delimiter: str, width: int, header: bool) ->
             raise _ragged(file, first_line + i, int(counts[i]) + 1, width, header)
 
 
-def _blocks(file: Path) -> Iterator[tuple[int, bytes]]:
-    """The file as blocks of whole lines (about BLOCK bytes each) and each block's first line
-    number. Lines end at \\n (Unix and Windows endings; a lone \\r is no line end here)."""
-    first_line, tail = 1, b""
+def _blocks(file: Path) -> Iterator[tuple[int, bytes, bytes]]:
+    """The file as blocks of whole lines (about BLOCK bytes each), each with its first line
+    number and the line end: \\n (Unix, and Windows' \\r\\n), or \\r in a file without any \\n
+    (old Mac), the same lines as Python's universal newlines and numpy's reader see."""
+    first_line, tail, newline = 1, b"", None
     with file.open("rb") as handle:
         while chunk := handle.read(BLOCK):
+            if newline is None:
+                newline = b"\r" if b"\n" not in chunk and b"\r" in chunk else b"\n"
             data = tail + chunk
-            cut = data.rfind(b"\n") + 1
+            cut = data.rfind(newline) + 1
             if cut:
-                yield first_line, data[:cut]
-                first_line += data.count(b"\n", 0, cut)
+                yield first_line, data[:cut], newline
+                first_line += data.count(newline, 0, cut)
             tail = data[cut:]
     if tail:
-        yield first_line, tail
+        yield first_line, tail, newline
 
 
-def _spans(block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The block as bytes, and each line's start and end (before its \\n or \\r\\n)."""
+def _spans(block: bytes, newline: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block as bytes, and each line's start and end (before its line end)."""
     b = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(b == NEWLINE)
-    if len(b) and b[-1] != NEWLINE:
+    ends = np.flatnonzero(b == ord(newline))
+    if len(b) and b[-1] != ord(newline):
         ends = np.append(ends, len(b))
     starts = np.concatenate(([0], ends + 1))[: len(ends)]
-    return b, starts, ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == CR))
+    if newline == b"\n":  # a Windows line ends at \\r\\n
+        ends = ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == ord("\r")))
+    return b, starts, ends
 
 
 def _decode(file: Path, data: bytes, first_line: int) -> str:
