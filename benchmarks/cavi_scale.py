@@ -2,8 +2,8 @@
 
     python benchmarks/cavi_scale.py [--sizes 10000 100000 1000000] [--k 8] [--threads 1]
 
-For each N: one CAVI sweep (`src.models.earthquake.sweep`, one restart, float64, the step
-the LightningModule runs; on CUDA too when available, float32 and float64) against one
+For each N: one CAVI sweep (`src.fits.cavi_updates.sweep`, one restart, float64, the step
+`fit=cavi` runs; on CUDA too when available, float32 and float64) against one
 iteration of `sklearn.mixture.BayesianGaussianMixture(covariance_type="diag")` on the same
 locations. sklearn's per-iteration time is the slope between fits of two `max_iter` values, so
 its initialisation is not counted. Also the peak resident-memory growth per N·K element (the
@@ -21,7 +21,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 
+from src.data.earthquake import EarthquakeTruth
+from src.fits import cavi_updates as cavi
 from src.models import earthquake as eq
+from src.utils.kmeans import kmeans_plus_plus
 
 
 def events(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, eq.Prior]:
@@ -29,8 +32,8 @@ def events(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, e
     prior = eq.make_prior(k, None, tau=1.0, nu=[0.0, 0.0], rho=100.0, alpha=4.0, beta=0.4)
     means = 10 * torch.randn(k, 2, dtype=torch.float64)
     rates = torch.distributions.Gamma(4.0, 0.4).sample((k,)).double()
-    x, s, _ = eq.sample_events(n, prior.log_pi, means, prior.tau, rates)
-    return x, s, prior
+    events, _ = EarthquakeTruth(prior.log_pi, means, prior.tau, rates).sample(n)
+    return events[:, :2], events[:, 2].long(), prior
 
 
 def seconds_per_sweep(x, s, prior, device: str, dtype: torch.dtype, repeats: int) -> float:
@@ -39,13 +42,13 @@ def seconds_per_sweep(x, s, prior, device: str, dtype: torch.dtype, repeats: int
     k = len(prior.log_pi)
     generator = torch.Generator(device=device).manual_seed(0)
     f, constant = eq.features(x, s), eq.data_constant(x, s, prior)
-    q = eq.initial_posterior(f, eq.kmeans_pp(x, k, 1, generator), prior)
-    q, elbo = eq.sweep(f, constant, q, prior)  # warm-up
+    q = cavi.initial_posterior(f, kmeans_plus_plus(x, k, generator), prior)
+    q, elbo = cavi.sweep(f, constant, q, prior)  # warm-up
     sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     sync()
     start = time.perf_counter()
     for _ in range(repeats):
-        q, elbo = eq.sweep(f, constant, q, prior)
+        q, elbo = cavi.sweep(f, constant, q, prior)
     float(elbo.max())  # the per-sweep convergence check syncs once, as in training
     sync()
     return (time.perf_counter() - start) / repeats

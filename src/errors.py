@@ -18,11 +18,25 @@ class ConfigError(UserError, ValueError):
 
     def __init__(self, key: str, value: Any, valid: str) -> None:
         self.key, self.value, self.valid = key, value, valid
+        self.top_level = False
         super().__init__(f"{key}={_show(value)} is invalid: expected {valid}")
+
+    def at_top_level(self) -> ConfigError:
+        """Mark `key` as a full config path already (e.g. `optimizer.lr` checked by a fit)."""
+        self.top_level = True
+        return self
 
     def under(self, prefix: str) -> ConfigError:
         """The same error with the setting's full config path, e.g. `model.n_components`."""
+        if self.top_level:
+            return self
         return ConfigError(f"{prefix}.{self.key}", self.value, self.valid)
+
+
+def first_line(error: BaseException) -> str:
+    """`Type: first line of the message`, enough to tell failures apart in a table or a cell."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _show(value: Any) -> str:

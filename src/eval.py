@@ -26,8 +26,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint's weights; writes and returns the same metrics as the run's test."""
     import pytorch_lightning as pl
 
+    from src.build import build_datamodule, build_module, load_weights, quiet_known_noise
     from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import build_datamodule, build_module, load_weights, quiet_known_noise
 
     quiet_known_noise()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

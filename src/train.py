@@ -24,15 +24,15 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     """
     import pytorch_lightning as pl
 
-    from src.utils.hparams import flat_hparams, log_hparams
-    from src.utils.metrics import as_floats, print_metrics, write_metrics
-    from src.utils.setup import (
+    from src.build import (
         build_datamodule,
         build_module,
         build_trainer,
         load_weights,
         quiet_known_noise,
     )
+    from src.utils.hparams import flat_hparams, log_hparams
+    from src.utils.metrics import as_floats, print_metrics, write_metrics
 
     quiet_known_noise()
     cfg = continued_config(cfg)

@@ -42,7 +42,7 @@ def one_torch_thread():
 def compose_config(*overrides: str, output_dir: Path, config_name: str = "train") -> DictConfig:
     """The config `python -m src.train <overrides>` would run, writing into `output_dir`."""
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides))
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

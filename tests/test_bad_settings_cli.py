@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 HW1 = ("model=histogram", "data=hw1_d20")
 MOG2D = ("model=gmm", "data=mog2d")
-QUAKE = ("model=earthquake_cavi", "data=earthquake")
+QUAKE = ("model=earthquake", "fit=cavi", "data=earthquake")
 
 # (command line, text the last stderr line must contain)
 CASES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -67,23 +67,23 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
     "earthquake beta": ((*QUAKE, "data.beta=-1"), "data.beta=-1"),
     "earthquake weights": ((*QUAKE, "data.weights=[0.5,0.6,0,0]"), "data.weights="),
     "earthquake csv missing": (
-        ("model=earthquake_cavi", "data=earthquake_csv", "data.path=missing.csv"),
+        ("model=earthquake", "fit=cavi", "data=earthquake_csv", "data.path=missing.csv"),
         "missing.csv",
     ),
     "estimator samples": (
         (
             "experiment=seed003_estimators_fast",
-            "model.estimator=score_baseline",
-            "model.n_samples=1",
+            "study.estimator=score_baseline",
+            "study.n_samples=1",
         ),
-        "model.n_samples=1",
+        "study.n_samples=1",
     ),
     "estimator sigma": (
-        ("experiment=seed003_estimators_fast", "model.init_sigma=0"),
-        "model.init_sigma=0",
+        ("experiment=seed003_estimators_fast", "study.init_sigma=0"),
+        "study.init_sigma=0",
     ),
-    "ruin probability": (("experiment=gamblers_ruin", "model.p=1.5"), "model.p=1.5"),
-    "ruin proposal": (("experiment=gamblers_ruin", "model.q=1.0"), "model.q="),
+    "ruin probability": (("experiment=gamblers_ruin", "study.p=1.5"), "study.p=1.5"),
+    "ruin proposal": (("experiment=gamblers_ruin", "study.q=1.0"), "study.q="),
     "unwritable output dir": (
         ("paths.log_dir=/proc/densitylab",),
         "paths.log_dir=/proc/densitylab",

@@ -1,4 +1,4 @@
-"""The CAVI updates, ELBO and posterior predictive of `src.models.earthquake`, in float64."""
+"""The CAVI updates (`src.fits.cavi_updates`), ELBO and posterior predictive, in float64."""
 
 import math
 
@@ -6,8 +6,11 @@ import pytest
 import torch
 from torch.distributions import Categorical, Gamma, Normal, Poisson
 
+from src.data.earthquake import EarthquakeTruth
 from src.errors import ConfigError
+from src.fits import cavi_updates as cavi
 from src.models import earthquake as eq
+from src.utils.kmeans import kmeans_plus_plus
 
 PRIOR = eq.make_prior(3, [0.2, 0.3, 0.5], tau=0.5, nu=[0.5, -0.5], rho=4.0, alpha=2.0, beta=0.5)
 MEANS = torch.tensor([[-2.0, 0.0], [2.0, 1.0], [0.0, 2.5]], dtype=torch.float64)
@@ -19,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def data(n: int = 300, seed: int = 0):
     torch.manual_seed(seed)
-    x, s, _ = eq.sample_events(n, PRIOR.log_pi, MEANS, PRIOR.tau, RATES)
-    return x, s
+    events, _ = EarthquakeTruth(PRIOR.log_pi, MEANS, PRIOR.tau, RATES).sample(n)
+    return events[:, :2], events[:, 2].long()
 
 
 def random_state(n: int, seed: int = 1):
@@ -40,15 +43,15 @@ def test_elbo_never_decreases_after_any_coordinate_update():
     x, s = data()
     f = eq.features(x, s)
     log_r, q = random_state(len(x))
-    last = eq.elbo(x, s, log_r, q, PRIOR)
+    last = cavi.elbo(x, s, log_r, q, PRIOR)
     for _ in range(30):
-        log_r = eq.update_assignments(f, q, PRIOR)
-        after_r = eq.elbo(x, s, log_r, q, PRIOR)
-        t = eq.statistics(f, log_r)
-        q = eq.update_locations(t, PRIOR, q)
-        after_mu = eq.elbo(x, s, log_r, q, PRIOR)
-        q = eq.update_rates(t, PRIOR, q)
-        after_lam = eq.elbo(x, s, log_r, q, PRIOR)
+        log_r = cavi.update_assignments(f, q, PRIOR)
+        after_r = cavi.elbo(x, s, log_r, q, PRIOR)
+        t = cavi.statistics(f, log_r)
+        q = cavi.update_locations(t, PRIOR, q)
+        after_mu = cavi.elbo(x, s, log_r, q, PRIOR)
+        q = cavi.update_rates(t, PRIOR, q)
+        after_lam = cavi.elbo(x, s, log_r, q, PRIOR)
         tol = 1e-9 * abs(float(last))
         assert after_r >= last - tol and after_mu >= after_r - tol and after_lam >= after_mu - tol
         last = after_lam
@@ -60,15 +63,15 @@ def test_sweep_reports_the_exact_elbo_of_its_result():
     _, q = random_state(len(x))
     constant = eq.data_constant(x, s, PRIOR)
     for _ in range(3):
-        log_r = eq.update_assignments(f, q, PRIOR)
-        q, reported = eq.sweep(f, constant, q, PRIOR)
-        torch.testing.assert_close(reported, eq.elbo(x, s, log_r, q, PRIOR))
+        log_r = cavi.update_assignments(f, q, PRIOR)
+        q, reported = cavi.sweep(f, constant, q, PRIOR)
+        torch.testing.assert_close(reported, cavi.elbo(x, s, log_r, q, PRIOR))
 
 
 def _grads(x, s, log_r, q, names):
     leaves = {name: getattr(q, name).clone().requires_grad_() for name in names}
     q = q._replace(**leaves)
-    eq.elbo(x, s, log_r, q, PRIOR).backward()
+    cavi.elbo(x, s, log_r, q, PRIOR).backward()
     return [leaves[name].grad for name in names]
 
 
@@ -76,16 +79,16 @@ def test_each_update_is_a_stationary_point_of_the_elbo():
     x, s = data()
     f = eq.features(x, s)
     log_r, q = random_state(len(x))
-    t = eq.statistics(f, log_r)
-    q_mu = eq.update_locations(t, PRIOR, q)
+    t = cavi.statistics(f, log_r)
+    q_mu = cavi.update_locations(t, PRIOR, q)
     for grad in _grads(x, s, log_r, q_mu, ("m", "s")):
         assert grad.abs().max() < 1e-8
-    q_lam = eq.update_rates(t, PRIOR, q)
+    q_lam = cavi.update_rates(t, PRIOR, q)
     for grad in _grads(x, s, log_r, q_lam, ("a", "b")):
         assert grad.abs().max() < 1e-8
     # r = softmax(η): the gradient with respect to the free logits η vanishes
-    eta = eq.update_assignments(f, q, PRIOR).clone().requires_grad_()
-    eq.elbo(x, s, eta.log_softmax(-1), q, PRIOR).backward()
+    eta = cavi.update_assignments(f, q, PRIOR).clone().requires_grad_()
+    cavi.elbo(x, s, eta.log_softmax(-1), q, PRIOR).backward()
     assert eta.grad.abs().max() < 1e-8
     # and a random state is not stationary, so the checks above can fail
     assert max(g.abs().max() for g in _grads(x, s, log_r, q, ("m", "s", "a", "b"))) > 1e-2
@@ -114,7 +117,7 @@ def test_elbo_matches_monte_carlo_of_log_p_minus_log_q():
     )
     w = log_p - log_q
     se = w.std() / math.sqrt(draws)
-    assert abs(w.mean() - eq.elbo(x, s, log_r, q, PRIOR)) < 4 * se
+    assert abs(w.mean() - cavi.elbo(x, s, log_r, q, PRIOR)) < 4 * se
     assert se < 0.05  # the comparison is sharp enough to catch a dropped constant
 
 
@@ -123,7 +126,7 @@ def test_predictive_matches_monte_carlo_over_the_posterior():
     f = eq.features(x, s)
     _, q = random_state(len(x), seed=8)
     for _ in range(10):  # a posterior of 30 events: broad enough to matter, MC stays sharp
-        q, _ = eq.sweep(f, eq.data_constant(x, s, PRIOR), q, PRIOR)
+        q, _ = cavi.sweep(f, eq.data_constant(x, s, PRIOR), q, PRIOR)
     x_new, s_new = data(n=6, seed=7)
     torch.manual_seed(9)
     draws = 400_000
@@ -136,7 +139,8 @@ def test_predictive_matches_monte_carlo_over_the_posterior():
     closed = eq.predictive_log_prob(x_new, s_new, q, PRIOR)
     torch.testing.assert_close(closed, mc, atol=0.01, rtol=0)
     # the plug-in density at the posterior means is a different, sharper number
-    plug_in = eq.mixture_log_prob(x_new, s_new, PRIOR.log_pi, q.m, PRIOR.tau, q.a / q.b)
+    plug = EarthquakeTruth(PRIOR.log_pi, q.m, PRIOR.tau, q.a / q.b)
+    plug_in = plug.log_prob(torch.cat([x_new, s_new[:, None].double()], 1))
     assert (plug_in - closed).abs().max() > 0.05
 
 
@@ -152,13 +156,28 @@ def test_predictive_counts_sum_to_one_and_batch_over_restarts():
     torch.testing.assert_close(lp[0].logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
 
 
-def test_kmeans_pp_seeds_are_data_points_and_spread_out():
+def test_kmeans_seeds_are_data_points_one_per_cluster():
     x, s = data(n=2000)
-    seeds = eq.kmeans_pp(x, 3, restarts=5, generator=torch.Generator().manual_seed(0))
-    assert seeds.shape == (5, 3, 2)
-    assert (torch.cdist(seeds.reshape(-1, 2), x).min(-1).values < 1e-6).all()
-    q = eq.initial_posterior(eq.features(x, s), seeds, PRIOR)
-    assert q.m.shape == (5, 3, 2) and (q.s > 0).all() and (q.b > PRIOR.beta).all()
+    seeds = kmeans_plus_plus(x, 3, generator=torch.Generator().manual_seed(0))
+    assert seeds.shape == (3, 2)
+    assert (torch.cdist(seeds, x).min(-1).values < 1e-6).all()
+    assert torch.pdist(seeds).min() > 1.0  # spread out: no two seeds on one spot
+    q = cavi.initial_posterior(eq.features(x, s), seeds, PRIOR)
+    assert q.m.shape == (3, 2) and (q.s > 0).all() and (q.b > PRIOR.beta).all()
+
+
+def test_batches_sum_to_the_full_sweep():
+    """A sweep from statistics summed over batches equals the sweep over all events."""
+    x, s = data(n=500)
+    f, constant = eq.features(x, s), eq.data_constant(x, s, PRIOR)
+    _, q = random_state(len(x), seed=4)
+    q_full, elbo_full = cavi.sweep(f, constant, q, PRIOR)
+    parts = [cavi.local_statistics(chunk, q, PRIOR) for chunk in f.split(77)]
+    t = sum(p["t"] for p in parts)
+    entropy = sum(p["entropy"] for p in parts)
+    q_batched, elbo_batched = cavi.global_update(t, entropy, constant, q, PRIOR)
+    for a, b in zip((*q_full, elbo_full), (*q_batched, elbo_batched)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -191,7 +210,9 @@ def test_sweep_on_gpu_matches_cpu():
         prior = PRIOR._replace(log_pi=PRIOR.log_pi.to(device), nu=PRIOR.nu.to(device))
         f = eq.features(x.to(device), s.to(device))
         moved = eq.Posterior(*(v.to(device) for v in q))
-        q_new, elbo = eq.sweep(f, eq.data_constant(x.to(device), s.to(device), prior), moved, prior)
+        q_new, elbo = cavi.sweep(
+            f, eq.data_constant(x.to(device), s.to(device), prior), moved, prior
+        )
         results.append([v.cpu() for v in (*q_new, elbo)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)

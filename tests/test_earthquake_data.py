@@ -18,8 +18,10 @@ def test_synthetic_splits_follow_the_given_truth():
         n_train=20000,
         seed=4,
     )
-    x, s, z = data.splits["train"]
-    assert x.dtype == torch.float32 and s.dtype == torch.long and x.shape == (20000, 2)
+    events, z = data.splits["train"], data.extras["train"]["labels"]
+    x, s = events[:, :2], events[:, 2]
+    assert events.dtype == torch.float32 and events.shape == (20000, 3)
+    assert torch.equal(s, s.round()) and (s >= 0).all()
     assert (z == 1).float().mean() == pytest.approx(0.75, abs=0.015)
     assert x[z == 1].mean(0).tolist() == pytest.approx([5.0, 1.0], abs=0.02)
     assert x[z == 0].var(0).tolist() == pytest.approx([0.25, 0.25], rel=0.06)
@@ -38,7 +40,8 @@ def test_truth_log_prob_is_a_normalised_mixed_density():
     grid = torch.linspace(-7, 7, 201, dtype=torch.float64)
     xy = torch.cartesian_prod(grid, grid).repeat(30, 1)
     counts = torch.arange(30).repeat_interleave(len(grid) ** 2)
-    total = data.truth.log_prob(xy, counts).exp().sum() * (grid[1] - grid[0]) ** 2
+    events = torch.cat([xy, counts[:, None].double()], 1)
+    total = data.truth.log_prob(events).exp().sum() * (grid[1] - grid[0]) ** 2
     assert float(total) == pytest.approx(1.0, abs=1e-3)
 
 
@@ -46,7 +49,7 @@ def test_the_shipped_example_loads():
     x, s = load_catalogue("data/examples/earthquakes.csv")
     assert x.shape == (300, 2) and (s >= 0).all()
     data = CsvEarthquakes("data/examples/earthquakes.csv", val_fraction=0.1, test_fraction=0.2)
-    assert [len(data.splits[k][0]) for k in ("train", "val", "test")] == [210, 30, 60]
+    assert [len(data.splits[k]) for k in ("train", "val", "test")] == [210, 30, 60]
     assert data.truth is None
 
 
@@ -81,7 +84,7 @@ def test_cli_reports_a_bad_csv_row_in_one_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("x,y,s\n0,0,1\n1,1,2\n2,2,-4\n")
     done = run_module(
-        *("src.train", "data=earthquake_csv", f"data.path={path}", "model=earthquake_cavi"),
+        *("src.train", "data=earthquake_csv", f"data.path={path}", "model=earthquake", "fit=cavi"),
         f"paths.log_dir={tmp_path / 'out'}",
     )
     assert done.returncode == 2

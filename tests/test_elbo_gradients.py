@@ -78,10 +78,10 @@ def test_run_fits_the_gaussian_target(make_cfg, gradient):
     metrics = train(
         make_cfg(
             "experiment=elbo_gradients",
-            f"model.gradient={gradient}",
+            f"study.gradient={gradient}",
             "trainer.max_steps=600",
             "optimizer.lr=0.05",
-            "model.n_eval=20000",
+            "study.n_eval=20000",
             "~logger",
             "callbacks.progress_bar.refresh_rate=0",
         )
@@ -100,10 +100,10 @@ def test_run_on_the_banana(make_cfg):
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("model.gradient=magic", "model.gradient"),
-        ("model.init_std=[0.0,1.0]", "model.init_std"),
-        ("model.target.std=[1.0,-2.0]", "model.target.std"),
-        ("model.grad_var_repeats=1", "model.grad_var_repeats"),
+        ("study.gradient=magic", "study.gradient"),
+        ("study.init_std=[0.0,1.0]", "study.init_std"),
+        ("study.target.std=[1.0,-2.0]", "study.target.std"),
+        ("study.grad_var_repeats=1", "study.grad_var_repeats"),
     ],
 )
 def test_bad_settings_are_refused(make_cfg, override, key):

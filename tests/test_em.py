@@ -78,9 +78,7 @@ def _em_cfg(make_cfg, *extra):
 
 
 def test_em_module_reports_the_test_metrics(make_cfg):
-    metrics = train(
-        _em_cfg(make_cfg, "model.n_init=2", "model.max_iter=100", "trainer.max_epochs=500")
-    )
+    metrics = train(_em_cfg(make_cfg, "fit.n_init=2", "fit.max_iter=100", "trainer.max_epochs=500"))
     assert {"train/nll", "val/nll", "test/nll", "test/oracle_nll", "test/kl_gap"} <= metrics.keys()
     assert metrics["test/kl_gap"] < 0.05  # 8 true components, 2000 points
     assert metrics["test/kl_gap"] == pytest.approx(
@@ -88,9 +86,9 @@ def test_em_module_reports_the_test_metrics(make_cfg):
     )
 
 
-def test_em_module_refuses_mini_batches(make_cfg):
-    with pytest.raises(UserError, match=r"data\.batch_size=null"):
-        train(_em_cfg(make_cfg, "data.batch_size=100", "trainer.max_epochs=1"))
+def test_em_refuses_a_model_that_is_not_a_mixture(make_cfg):
+    with pytest.raises(UserError, match=r"^model=realnvp with fit=em cannot work: EM fits"):
+        train(make_cfg("model=realnvp", "fit=em", "data=mog2d", "debug=fast"))
 
 
 def test_em_module_refuses_more_components_than_points(make_cfg):
@@ -130,14 +128,15 @@ def test_chunked_statistics_equal_one_pass(monkeypatch):
         torch.testing.assert_close(results[1][1][key], value)
 
 
-def test_em_module_stops_after_n_init_converged_restarts():
+def test_em_stops_after_n_init_converged_restarts():
     import pytorch_lightning as pl
 
     from src.data.synthetic import SyntheticDataModule
-    from src.lightning.em import EMModule
+    from src.fits.em import EMFit
 
     data = SyntheticDataModule(gaussian_mixture(), 2000, 200, 200, None, 0, dim=2)
-    module = EMModule(8, 2, tol=1e-4, max_iter=100, n_init=2)
+    fit = EMFit(GaussianMixture(8, 2), tol=1e-4, max_iter=100, n_init=2)
+    fit.prepare(data.train_x, resuming=False)
     trainer = pl.Trainer(
         max_epochs=1000,
         logger=False,
@@ -146,6 +145,7 @@ def test_em_module_stops_after_n_init_converged_restarts():
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, datamodule=data)
-    assert module.em["restart"] == 2 and trainer.current_epoch < 200
+    trainer.fit(fit, datamodule=data)
+    assert fit.state["restart"] == 2 and trainer.current_epoch < 200
+    assert trainer.global_step == sum(len(t) for t in fit.state["traces"])
     assert trainer.callback_metrics["train/nll"] < 3.7  # the oracle's NLL is about 3.52

@@ -98,8 +98,8 @@ def _run(make_cfg, estimator, *extra):
     return train(
         make_cfg(
             "experiment=seed003_estimators_fast",
-            f"model.estimator={estimator}",
-            "model.n_samples=1000",
+            f"study.estimator={estimator}",
+            "study.n_samples=1000",
             "trainer.max_steps=200",
             "logger=csv",
             "callbacks.progress_bar.refresh_rate=0",
@@ -124,7 +124,7 @@ def test_each_estimator_reaches_the_stationary_point(make_cfg, tmp_path, estimat
 
 
 def test_running_mean_baseline_also_converges(make_cfg):
-    metrics = _run(make_cfg, "score_baseline", "model.baseline=running_mean")
+    metrics = _run(make_cfg, "score_baseline", "study.baseline=running_mean")
     assert metrics["mu"] == pytest.approx(STATIONARY[0], abs=0.03)
 
 
@@ -133,7 +133,7 @@ def test_running_mean_baseline_also_converges(make_cfg):
 def test_notes_settings_reach_the_same_point(make_cfg, estimator):
     """The full run (lr 5e-4, 10 000 steps of 10 000 samples) follows gradient descent on the
     closed form with the same step: it ends where that does, short of the stationary point."""
-    metrics = train(make_cfg("experiment=seed003_estimators", f"model.estimator={estimator}"))
+    metrics = train(make_cfg("experiment=seed003_estimators", f"study.estimator={estimator}"))
     mu, log_sigma = xsinx.stationary_point(lr=5e-4, steps=10_000)
     assert metrics["mu"] == pytest.approx(mu, abs=0.01)
     assert metrics["sigma"] == pytest.approx(math.exp(log_sigma), abs=0.01)
@@ -144,11 +144,11 @@ def test_notes_settings_reach_the_same_point(make_cfg, estimator):
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("model.init_sigma=0", "model.init_sigma"),
-        ("model.init_sigma=-1.0", "model.init_sigma"),
-        ("model.estimator=magic", "model.estimator"),
-        ("model.grad_var_repeats=1", "model.grad_var_repeats"),
-        ("optimizer.lr=-1", "model.optimizer.lr"),
+        ("study.init_sigma=0", "study.init_sigma"),
+        ("study.init_sigma=-1.0", "study.init_sigma"),
+        ("study.estimator=magic", "study.estimator"),
+        ("study.grad_var_repeats=1", "study.grad_var_repeats"),
+        ("optimizer.lr=-1", "optimizer.lr"),
     ],
 )
 def test_bad_settings_are_refused(make_cfg, override, key):
@@ -158,22 +158,22 @@ def test_bad_settings_are_refused(make_cfg, override, key):
 
 def test_leave_one_out_needs_two_samples(make_cfg):
     cfg = make_cfg(
-        "experiment=seed003_estimators_fast", "model.estimator=score_baseline", "model.n_samples=1"
+        "experiment=seed003_estimators_fast", "study.estimator=score_baseline", "study.n_samples=1"
     )
-    with pytest.raises(ConfigError, match=r"^model\.n_samples=1"):
+    with pytest.raises(ConfigError, match=r"^study\.n_samples=1"):
         train(cfg)
 
 
 def test_a_real_data_set_is_refused(make_cfg):
     with pytest.raises(UserError, match="data=none"):
-        train(make_cfg("model=estimator", "data=mog1d", "debug=fast"))
+        train(make_cfg("study=estimator", "data=mog1d", "debug=fast"))
 
 
 def test_cli_reports_bad_sigma_in_one_line(tmp_path):
     result = run_module(
-        *("src.train", "experiment=seed003_estimators_fast", "model.init_sigma=0"),
+        *("src.train", "experiment=seed003_estimators_fast", "study.init_sigma=0"),
         f"paths.log_dir={tmp_path}",
     )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: model.init_sigma=0 is invalid")
+    assert last.startswith("error: study.init_sigma=0 is invalid")

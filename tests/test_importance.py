@@ -105,7 +105,7 @@ def test_second_moment_minimiser_is_the_grid_minimum():
 
 def test_run_writes_the_estimate_and_its_diagnostics(make_cfg, tmp_path):
     metrics = train(
-        make_cfg("experiment=gamblers_ruin", "model.n_paths=50000", "model.n_mc_paths=10000")
+        make_cfg("experiment=gamblers_ruin", "study.n_paths=50000", "study.n_mc_paths=10000")
     )
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     exact = GamblersRuin().exact()
@@ -121,10 +121,10 @@ def test_tuned_run_moves_the_proposal(make_cfg, tune):
     metrics = train(
         make_cfg(
             "experiment=gamblers_ruin_cem",
-            f"model.tune={tune}",
+            f"study.tune={tune}",
             "data.steps_per_epoch=2",
-            "model.n_paths=30000",
-            "model.n_mc_paths=2",
+            "study.n_paths=30000",
+            "study.n_mc_paths=2",
         )
     )
     assert 0.57 < metrics["test/proposal_q"] < 0.62
@@ -134,14 +134,14 @@ def test_tuned_run_moves_the_proposal(make_cfg, tune):
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("model.q=0", "model.q"),
-        ("model.q=1.0", "model.q"),
-        ("model.q=1.5", "model.q"),
-        ("model.q=0.01", "model.q"),  # finite in (0, 1), but weights overflow float64
-        ("model.p=0", "model.p"),
-        ("model.n_paths=1", "model.n_paths"),
-        ("model.goal=50", "model.goal"),
-        ("model.tune=magic", "model.tune"),
+        ("study.q=0", "study.q"),
+        ("study.q=1.0", "study.q"),
+        ("study.q=1.5", "study.q"),
+        ("study.q=0.01", "study.q"),  # finite in (0, 1), but weights overflow float64
+        ("study.p=0", "study.p"),
+        ("study.n_paths=1", "study.n_paths"),
+        ("study.goal=50", "study.goal"),
+        ("study.tune=magic", "study.tune"),
     ],
 )
 def test_bad_settings_are_refused(make_cfg, override, key):

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.build import build_datamodule, build_module, load_weights
 from src.callbacks.run_guard import NonFiniteError, RunGuard
 from src.errors import ConfigError
 from src.train import train
-from src.utils.setup import build_datamodule, build_module, load_weights
 from tests.conftest import compose_config
 
 # one experiment per model, shortened
@@ -21,7 +21,7 @@ PER_MODEL = {
     "realnvp": ("experiment=realnvp_banana", "trainer.max_epochs=1", "data.n_train=1000"),
     "earthquake_cavi": ("experiment=earthquake_cavi", "trainer.max_epochs=3"),
     "estimator": ("experiment=seed003_estimators_fast", "trainer.max_steps=20"),
-    "importance": ("experiment=gamblers_ruin", "model.n_paths=2000", "model.n_mc_paths=2000"),
+    "importance": ("experiment=gamblers_ruin", "study.n_paths=2000", "study.n_mc_paths=2000"),
 }
 QUIET = ("logger=csv", "callbacks=none")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import sqlite3
 import subprocess
 import sys
@@ -12,9 +11,13 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from src.sweeps.records import RECORD, first_line, sweep_records, write_record
-from src.sweeps.summary import best_index, table, to_markdown, write_summary
+from src.errors import first_line
+from src.sweeps.aggregate import compare
+from src.sweeps.records import RECORD, sweep_records, write_record
+from src.sweeps.runs import find_runs
+from src.sweeps.summary import best_runs, setting_keys, table, to_markdown, write_summary
 from tests.conftest import CONF_DIR, run_module
+from tests.fake_runs import fake_run, scored
 
 TINY = ["debug=fast"]  # one batch per stage: the sweep machinery is under test, not the models
 
@@ -55,9 +58,13 @@ def in_process(tmp_path, monkeypatch, capsys):
     return run
 
 
-def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
-    with (sweep_dir / "summary.csv").open() as handle:
+def summary_rows(sweep_dir: Path, name: str = "summary.csv") -> list[dict[str, str]]:
+    with (sweep_dir / name).open() as handle:
         return list(csv.DictReader(handle))
+
+
+def comparison_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    return summary_rows(sweep_dir, "comparison.csv")
 
 
 def only(pattern: str, root: Path) -> Path:
@@ -68,46 +75,67 @@ def only(pattern: str, root: Path) -> Path:
 # --- the table, without running anything -------------------------------------------------
 
 
-def record(job: int, status: str, nll: float | None = None, **extra) -> dict:
-    metrics = {} if nll is None else {"val/nll": nll, "test/nll": nll + 0.1}
-    return {"job": job, "status": status, "overrides": [f"seed={job}"], "metrics": metrics} | extra
+def seed_sweep(root: Path) -> list:
+    """A seed-only sweep whose val/nll is lowest for seed 0 and kl_gap lowest for seed 2
+    (each seed draws its own splits, so val/nll says nothing across them)."""
+    for seed, gap in enumerate([0.03, 0.02, 0.01]):
+        fake_run(root, str(seed), "gmm", "mog2d", seed, scored(gap, 3.5, 3.0 + seed, seed))
+    return find_runs([root])
 
 
-def test_best_row_is_the_lowest_finite_metric_of_a_finished_job():
-    rows = [
-        record(0, "ok", 1.5),
-        record(1, "failed", 0.1),  # metrics of a failed job never win
-        record(2, "ok", math.nan),
-        record(3, "ok", 1.2),
-        record(4, "running"),
+def test_best_job_goes_by_kl_gap_per_data_set_never_by_val_nll(tmp_path):
+    runs = seed_sweep(tmp_path)
+    nll = {"status": "completed", "test/nll": 0.5, "val/nll": 0.1}
+    fake_run(tmp_path, "3", "realnvp", "moons", 0, nll)  # no truth: by test/nll
+    fake_run(tmp_path, "4", "realnvp", "moons", 1, scored(None, 0.4, 0.2, 1))
+    fake_run(tmp_path, "5", "realnvp", "moons", 2, None)  # failed: never best
+    runs = find_runs([tmp_path])
+    assert [r["best"] for r in table(runs)] == ["", "", "*", "", "*", ""]
+    assert best_runs(runs, compare(runs)) == {2, 4}
+
+
+def test_each_setting_has_its_own_column_and_the_overrides_come_last(tmp_path):
+    rows = table(seed_sweep(tmp_path), optimized=("val/nll", False))
+    assert list(rows[0])[:8] == [
+        "best",
+        "job",
+        "status",
+        "model",
+        "data",
+        "fit",
+        "seed",
+        "paths.log_dir",
     ]
-    assert best_index(rows, "val/nll") == 3
-    assert best_index(rows, "val/nll", maximize=True) == 0
-    assert best_index([record(0, "failed")], "val/nll") is None
-    flat = table(rows, "val/nll", maximize=False)
-    assert [r["best"] for r in flat] == ["", "", "", "*", ""]
-    assert list(flat[0])[:5] == ["best", "job", "status", "overrides", "val/nll"]
-    assert list(flat[0])[-2:] == ["error", "run_dir"]
+    assert list(rows[0])[8] == "val/nll"  # an Optuna sweep's optimized metric, first
+    assert list(rows[0])[-3:] == ["error", "run_dir", "overrides"]
+    assert [r["seed"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["overrides"] == "model=gmm data=mog2d seed=0 paths.log_dir=out"
 
 
-def test_markdown_escapes_cells_and_states_the_goal():
-    rows = table([record(0, "failed", error="ValueError: a|b")], "val/nll", maximize=False)
-    text = to_markdown(rows, "val/nll", maximize=False)
-    assert "lowest `val/nll`" in text and "a\\|b" in text
-    assert text.count("\n| ") == 2  # header + one row
+def test_markdown_lists_shared_settings_once_escapes_cells_and_states_both_goals(tmp_path):
+    runs = seed_sweep(tmp_path)
+    write_record(tmp_path / "1", status="failed", error="ValueError: a|b")
+    runs = find_runs([tmp_path])
+    text = to_markdown(table(runs), setting_keys(runs), optimized=("val/nll", True))
+    assert "lowest `test/kl_gap`" in text and "Optuna optimises `val/nll` (highest)" in text
+    assert "Same in every job: model=gmm data=mog2d fit=mle paths.log_dir=out" in text
+    assert "| best | job | status | seed |" in text and "a\\|b" in text
+    assert text.count("\n| ") == 4  # header + three jobs
 
 
-def test_summary_is_rebuilt_from_every_job_record(tmp_path):
-    for job, nll in enumerate([2.0, 1.0]):
-        job_dir = tmp_path / str(job)
-        job_dir.mkdir()
-        write_record(job_dir, **record(job, "ok", nll), started=job, run_dir=str(job_dir))
+def test_tables_are_rebuilt_from_the_run_directories_and_job_records(tmp_path):
+    seed_sweep(tmp_path)
+    for job in range(3):
+        write_record(tmp_path / str(job), job=job, status="ok", started=job)
     write_record(tmp_path / "1", status="failed", error="boom")  # a later write merges
-    assert [r["status"] for r in sweep_records(tmp_path)] == ["ok", "failed"]
-    rows = write_summary(tmp_path, "val/nll")
-    assert [r["best"] for r in rows] == ["*", ""]
+    assert [r["status"] for r in sweep_records(tmp_path)] == ["ok", "failed", "ok"]
+    rows = write_summary(tmp_path)
+    assert [(r["status"], r["best"]) for r in rows] == [("ok", ""), ("failed", ""), ("ok", "*")]
     assert summary_rows(tmp_path)[1]["error"] == "boom"
     assert (tmp_path / "summary.md").read_text().count("| * |") == 1
+    (over_seeds,) = comparison_rows(tmp_path)  # the failed seed 1 is counted, not averaged
+    assert (over_seeds["seeds"], over_seeds["n_failed"]) == ("0 2", "1")
+    assert float(over_seeds["test/kl_gap:mean"]) == pytest.approx(0.02)
 
 
 def test_first_line_names_the_error_type():
@@ -137,7 +165,10 @@ def test_failed_job_is_recorded_and_the_others_still_run(in_process, tmp_path):
     failed, ok = summary_rows(sweep_dir)
     assert failed["status"] == "failed" and failed["error"].startswith("ConfigError: model.")
     assert ok["status"] == "ok" and ok["best"] == "*" and float(ok["val/nll"]) > 0
-    assert "model.n_components=3" in ok["overrides"]
+    assert ok["model.n_components"] == "3" and "model.n_components=3" in ok["overrides"]
+    over_seeds = {r["model.n_components"]: r for r in comparison_rows(sweep_dir)}
+    assert (over_seeds["0"]["n_seeds"], over_seeds["0"]["n_failed"]) == ("0", "1")
+    assert (over_seeds["3"]["n_seeds"], over_seeds["3"]["n_failed"]) == ("1", "0")
     # each job has its own directory, config and log
     assert {Path(r["run_dir"]).name for r in (failed, ok)} == {"0", "1"}
     for job in ("0", "1"):
@@ -173,6 +204,8 @@ def test_optuna_study_survives_a_failed_trial_and_resumes(in_process, tmp_path):
     rows = summary_rows(study_dir)  # one table for the whole study, every invocation
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert rows[0]["best"] == "*" and rows[0]["run_dir"] != rows[1]["run_dir"]
+    # Hydra numbers each command's jobs from 0; Optuna numbers the study's trials
+    assert [(r["job"], r["trial"]) for r in rows] == [("0", "0"), ("0", "1")]
     assert all("optimizer.lr=" in r["overrides"] for r in rows)
 
 
@@ -219,3 +252,5 @@ def test_parallel_launchers_give_each_job_its_own_directory(launcher, tmp_path):
     assert sorted(r["status"] for r in rows) == ["failed", "failed", "ok", "ok"]
     assert len({r["run_dir"] for r in rows}) == 4
     assert sum(r["best"] == "*" for r in rows) == 1
+    over_seeds = {r["model.n_components"]: r for r in comparison_rows(sweep_dir)}
+    assert (over_seeds["3"]["seeds"], over_seeds["0"]["n_failed"]) == ("0 1", "2")

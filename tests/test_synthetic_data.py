@@ -52,28 +52,28 @@ def test_oracle_is_the_truths_log_density_of_the_test_points():
 
 def test_batches_cover_the_data_once_per_epoch_in_a_new_order():
     x = torch.arange(10.0)
-    batches = TensorBatches((x,), batch_size=4, shuffle=True, seed=0)
-    first, second = [torch.cat([b[0] for b in batches]) for _ in range(2)]
-    assert len(batches) == 3 and [len(b[0]) for b in batches] == [4, 4, 2]
+    batches = TensorBatches({"x": x}, batch_size=4, shuffle=True, seed=0)
+    first, second = [torch.cat([b["x"] for b in batches]) for _ in range(2)]
+    assert len(batches) == 3 and [len(b["x"]) for b in batches] == [4, 4, 2]
     assert sorted(first.tolist()) == x.tolist() and not torch.equal(first, second)
 
 
 def test_batch_order_depends_only_on_seed_and_the_trainers_epoch():
     x = torch.arange(100.0)
     epoch = 0
-    batches = TensorBatches((x,), batch_size=10, shuffle=True, seed=1, epoch=lambda: epoch)
-    first = [torch.cat([b[0] for b in batches]) for _ in range(2)]
+    batches = TensorBatches({"x": x}, batch_size=10, shuffle=True, seed=1, epoch=lambda: epoch)
+    first = [torch.cat([b["x"] for b in batches]) for _ in range(2)]
     epoch = 5  # as after resuming from a checkpoint of epoch 4
-    resumed = torch.cat([b[0] for b in batches])
-    fresh = TensorBatches((x,), batch_size=10, shuffle=True, seed=1)
-    sixth = [torch.cat([b[0] for b in fresh]) for _ in range(6)][-1]
+    resumed = torch.cat([b["x"] for b in batches])
+    fresh = TensorBatches({"x": x}, batch_size=10, shuffle=True, seed=1)
+    sixth = [torch.cat([b["x"] for b in fresh]) for _ in range(6)][-1]
     torch.testing.assert_close(first[0], first[1])
     torch.testing.assert_close(resumed, sixth)
 
 
 def test_full_batch_when_batch_size_is_null():
-    batches = TensorBatches((torch.zeros(7),), batch_size=None, shuffle=True)
-    assert [len(b[0]) for b in batches] == [7]
+    batches = TensorBatches({"x": torch.zeros(7)}, batch_size=None, shuffle=True)
+    assert [len(b["x"]) for b in batches] == [7]
 
 
 def test_each_ddp_rank_gets_its_own_disjoint_shard():
@@ -85,9 +85,15 @@ def test_each_ddp_rank_gets_its_own_disjoint_shard():
             strategy=SimpleNamespace(root_device=torch.device("cpu")),
             global_rank=rank,
             world_size=2,
+            current_epoch=0,
         )
         data.setup("fit")
-        shards.append(data._shards["train"][0])
+        shards.append(data._shards["train"]["x"])
+        loader = data.train_dataloader()
+        assert len(loader) == len(list(loader)) == 1  # one batch on both ranks (DDP steps)
+        data.batch_size = 10  # 51 and 50 points: 6 batches on both ranks, the last may be empty
+        assert [len(b["x"]) for b in data.train_dataloader()][-1] == (1 if rank == 0 else 0)
+        data.batch_size = None
     assert len(shards[0]) + len(shards[1]) == 101
     assert sorted(torch.cat(shards).tolist()) == sorted(data.train_x.tolist())
 

@@ -32,8 +32,11 @@ class FigureCallback(pl.Callback):
         )
         datamodule = trainer.datamodule
         model = getattr(module, "model", module)
-        draw = plotter(datamodule.support, len(datamodule.event_shape), stage)
-        if tensorboard is None or draw is None:
+        if tensorboard is None:
             return
-        for tag, figure in draw(model, datamodule).items():
+        draw = plotter(datamodule.support, len(datamodule.event_shape), stage)
+        figures = draw(model, datamodule) if draw is not None else {}
+        if hasattr(module, "figures"):  # a fit's own figures, e.g. its objective per update
+            figures |= module.figures()
+        for tag, figure in figures.items():
             tensorboard.experiment.add_figure(f"{stage}/{tag}", figure, trainer.global_step)

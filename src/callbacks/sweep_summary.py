@@ -1,17 +1,20 @@
 """Hydra callback: the sweep's summary table, kept current after every job.
 
 Registered in conf/hydra/default.yaml. Acts only in multirun mode (`-m`). Each job writes its
-record (overrides, status, error, final metrics, run directory) and rebuilds `summary.csv` /
-`summary.md` in the sweep directory, so a killed sweep still leaves the table of the jobs that
-finished. At the end of the sweep the process exits with status 1 when any of its jobs failed;
-with `fail_fast=true` it stops at the first failure.
+record (status, error, Optuna trial number) and rebuilds the sweep directory's tables from the
+run directories (`summary.csv`/`.md` per job, `comparison.csv`/`.md` over seeds;
+src/sweeps/summary.py), so a killed sweep still leaves the tables of the jobs that finished. At
+the end of the sweep the process exits with status 1 when any of its jobs failed; with
+`fail_fast=true` it stops at the first failure.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +23,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.sweeps.records import (
-    RECORD,
-    first_line,
-    read_metrics,
-    read_record,
-    sweep_records,
-    write_record,
-)
-from src.sweeps.summary import write_summary
+from src.errors import first_line
+from src.sweeps.aggregate import MARKDOWN as COMPARISON
+from src.sweeps.records import RECORD, read_record, sweep_records, write_record
+from src.sweeps.summary import MARKDOWN, Optimized, write_summary
 
 SQLITE = "sqlite:///"
+TRIAL_OFFSET = ".trial_offset"  # in an Optuna study's directory: trials before this command
 
 
 class SweepSummary(Callback):
@@ -45,19 +44,26 @@ class SweepSummary(Callback):
         storage = config.hydra.sweeper.get("storage")
         if isinstance(storage, str) and storage.startswith(SQLITE):
             Path(storage[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
+        if _optuna(config):
+            offset = Path(config.hydra.sweep.dir) / TRIAL_OFFSET
+            offset.write_text(f"{_trials_so_far(config)}\n")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if _writes(config):
-            write_record(
-                config.hydra.runtime.output_dir,
-                job=config.hydra.job.num,
-                overrides=list(config.hydra.overrides.task),
-                status="running",
-                error="",
-                metrics={},
-                run_dir=config.hydra.runtime.output_dir,
-                started=time.time(),
-            )
+        if not _writes(config):
+            return
+        job = config.hydra.job.num
+        trial = None
+        if _optuna(config):  # jobs may run in other processes: the offset comes from a file
+            trial = int((Path(config.hydra.sweep.dir) / TRIAL_OFFSET).read_text()) + job
+        write_record(
+            config.hydra.runtime.output_dir,
+            job=job,
+            trial=trial,
+            status="running",
+            error="",
+            run_dir=config.hydra.runtime.output_dir,
+            started=time.time(),
+        )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if not _writes(config):
@@ -67,8 +73,8 @@ class SweepSummary(Callback):
         fields: dict[str, Any] = {"status": "failed" if failed else "ok"}
         if job_return.status == JobStatus.FAILED:
             fields = {"status": "failed", "error": first_line(job_return._return_value)}
-        write_record(job_dir, metrics=read_metrics(job_dir), **fields)
-        write_summary(config.hydra.sweep.dir, *_goal(config))
+        write_record(job_dir, **fields)
+        write_summary(config.hydra.sweep.dir, _optimized(config))
         if fields["status"] == "failed" and config.get("fail_fast"):
             job = config.hydra.job.num
             print(f"error: job {job} failed; fail_fast=true stops the sweep", file=sys.stderr)
@@ -76,10 +82,11 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        write_summary(sweep_dir, *_goal(config))
+        write_summary(sweep_dir, _optimized(config))
         ours = [r for r in sweep_records(sweep_dir) if r.get("started", 0) >= self.started]
         failed = [r for r in ours if r.get("status") != "ok"]
-        print(f"sweep summary: {sweep_dir / 'summary.md'}", flush=True)
+        print(f"sweep summary: {sweep_dir / MARKDOWN}", flush=True)
+        print(f"over seeds: {sweep_dir / COMPARISON}", flush=True)
         if failed:
             print(f"error: {len(failed)} of {len(ours)} jobs failed", file=sys.stderr)
             sys.exit(1)
@@ -91,7 +98,29 @@ def _writes(config: DictConfig) -> bool:
     return in_sweep and os.environ.get("SLURM_PROCID", "0") == "0"
 
 
-def _goal(config: DictConfig) -> tuple[str, bool]:
-    """The optimized metric and whether it is maximised (an Optuna `direction: maximize`)."""
-    direction = config.hydra.sweeper.get("direction")
-    return str(config.get("optimized_metric", "val/nll")), direction == "maximize"
+def _optuna(config: DictConfig) -> bool:
+    return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+
+
+def _optimized(config: DictConfig) -> Optimized | None:
+    """An Optuna sweep's metric and whether it is maximised (`direction: maximize`)."""
+    if not _optuna(config):
+        return None
+    maximize = config.hydra.sweeper.get("direction") == "maximize"
+    return str(config.get("optimized_metric", "val/nll")), maximize
+
+
+def _trials_so_far(config: DictConfig) -> int:
+    """How many trials the study already holds: Optuna numbers a study's trials 0, 1, ... over
+    every command that ran it, while Hydra numbers each command's jobs from 0. Zero for a
+    study kept elsewhere than in SQLite (in memory: every command starts a new one)."""
+    storage = config.hydra.sweeper.get("storage")
+    if not (isinstance(storage, str) and storage.startswith(SQLITE)):
+        return 0
+    uri = Path(storage[len(SQLITE) :]).resolve().as_uri() + "?mode=ro"
+    query = "SELECT COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ?"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            return db.execute(query, (config.hydra.sweeper.study_name,)).fetchone()[0]
+    except sqlite3.Error:  # no database or no study yet
+        return 0

@@ -1,9 +1,9 @@
 """Earthquake catalogues: events (location X ∈ ℝ², strength S ∈ ℕ), synthetic or from a CSV.
 
-Batches are full splits, already on the training device (CAVI sweeps over all events at once):
-train and val `(x [N, 2], s [N] long)`, plus `z [N]` (true clusters) when known; test adds the
-truth's log-density of each event, for the oracle NLL. The data kind is "earthquake" with
-events (x, y, S), so only the earthquake model pairs with it.
+Each split is a float tensor of rows (x, y, S), sharded and batched like every other data set
+(the CAVI fit sums its sufficient statistics over batches and ranks). Synthetic catalogues keep
+their truth: the true cluster of every event (`labels`) and the truth's log-density of each test
+event (`oracle_log_prob`) travel with the batches by name.
 """
 
 from __future__ import annotations
@@ -14,72 +14,50 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
+from torch.distributions import Categorical, Normal, Poisson
 
-from src.data.batches import TensorBatches
+from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
-from src.models.earthquake import make_prior, mixture_log_prob, sample_events
+from src.models.earthquake import make_prior
 from src.utils.checks import finite_list, positive, positive_int, positive_list
 
-SPLITS = ("train", "val", "test")
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class EarthquakeTruth:
-    """The generating mixture with fixed μ [K, 2] and λ [K]: samples and scores events."""
+    """The generating mixture with fixed μ [K, 2] and λ [K]: Z ~ Cat(π), X | Z ~ N(μ_Z, τI),
+    S | Z ~ Poisson(λ_Z). Events are rows (x, y, S), as the earthquake model scores them."""
 
     def __init__(self, log_pi: Tensor, means: Tensor, tau: float, rates: Tensor) -> None:
         self.log_pi, self.means, self.tau, self.rates = log_pi, means, tau, rates
 
-    def sample(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        return sample_events(n, self.log_pi, self.means, self.tau, self.rates)
+    def sample(self, n: int) -> tuple[Tensor, Tensor]:
+        """(events [n, 3] float64, true clusters [n])."""
+        z = Categorical(logits=self.log_pi).sample((n,))
+        x = self.means[z] + math.sqrt(self.tau) * torch.randn(n, 2, dtype=self.means.dtype)
+        counts = Poisson(self.rates[z]).sample()
+        return torch.cat([x, counts[:, None]], dim=1), z
 
-    def log_prob(self, x: Tensor, counts: Tensor) -> Tensor:
-        return mixture_log_prob(x, counts, self.log_pi, self.means, self.tau, self.rates)
+    def log_prob(self, events: Tensor) -> Tensor:
+        """log Σ_k π_k N(X; μ_k, τI) Poisson(S; λ_k) [N]."""
+        events = events.to(self.means.dtype)
+        normal = Normal(self.means, math.sqrt(self.tau), validate_args=False)
+        loc = normal.log_prob(events[:, None, :2]).sum(-1)
+        count = Poisson(self.rates, validate_args=False).log_prob(events[:, 2:])
+        return (loc + count + self.log_pi).logsumexp(-1)
 
 
-class EarthquakeDataModule(pl.LightningDataModule):
-    """Splits {name: (x, s[, z])} served whole; `truth` (if known) scores the test split."""
+class EarthquakeDataModule(TensorDataModule):
+    """Events (x, y, S) as float rows [N, 3], sharded and batched like every data set; the
+    support "earthquake" pairs them with the earthquake model only."""
 
     support = "earthquake"
-    event_shape = torch.Size([3])
 
-    def __init__(
-        self, splits: dict[str, tuple[Tensor, ...]], truth: EarthquakeTruth | None
-    ) -> None:
-        super().__init__()
-        self.splits, self.truth = splits, truth
-        self._on_device: dict[str, tuple[Tensor, ...]] = {}
-
-    @property
-    def train_x(self) -> Tensor:
-        """Training events as rows (x, y, S)."""
-        x, s = self.splits["train"][:2]
-        return torch.cat([x, s[:, None].to(x.dtype)], dim=1)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self._on_device:
-            return
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        tensors = dict(self.splits)
-        if self.truth is not None:
-            x, s = tensors["test"][:2]
-            tensors["test"] += (self.truth.log_prob(x.double(), s),)
-        self._on_device = {k: tuple(t.to(device) for t in v) for k, v in tensors.items()}
-
-    def _loader(self, split: str) -> TensorBatches:
-        return TensorBatches(self._on_device[split], None, shuffle=False)
-
-    def train_dataloader(self) -> TensorBatches:
-        return self._loader("train")
-
-    def val_dataloader(self) -> TensorBatches:
-        return self._loader("val")
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._loader("test")
+    def __init__(self, splits: dict[str, Tensor], batch_size: int | None, seed: int) -> None:
+        super().__init__(batch_size, seed)
+        self.splits = {split: events.float() for split, events in splits.items()}
 
 
 class SyntheticEarthquakes(EarthquakeDataModule):
@@ -100,6 +78,7 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         n_train: int = 2000,
         n_val: int = 500,
         n_test: int = 5000,
+        batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
         prior = make_prior(n_components, weights, tau, list(nu), rho, alpha, beta)
@@ -115,13 +94,16 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         if rates is not None:
             lam = torch.tensor(positive_list("rates", rates, n_components), dtype=torch.float64)
         truth = EarthquakeTruth(prior.log_pi, mu, prior.tau, lam.double())
-        splits = {}
+        splits, labels = {}, {}
         for split, n, split_seed in zip(SPLITS, sizes, seeds[1:]):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(split_seed))
-                x, s, z = truth.sample(n)
-            splits[split] = (x.float(), s, z)
-        super().__init__(splits, truth)
+                splits[split], labels[split] = truth.sample(n)
+        super().__init__(splits, batch_size, seed)
+        self.truth = truth
+        for split in SPLITS:
+            self.extras[split]["labels"] = labels[split]
+        self.oracle_log_prob = truth.log_prob(self.splits["test"])
 
 
 def _means(means: Sequence[Sequence[float]], k: int) -> Tensor:
@@ -138,7 +120,12 @@ class CsvEarthquakes(EarthquakeDataModule):
     count), split at random into train/val/test; no truth, so no oracle."""
 
     def __init__(
-        self, path: str, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+        self,
+        path: str,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int | None = None,
+        seed: int = 0,
     ) -> None:
         fractions = [
             positive(k, v)
@@ -152,7 +139,8 @@ class CsvEarthquakes(EarthquakeDataModule):
             raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         parts = perm.split([len(x) - n_val - n_test, n_val, n_test])
-        super().__init__({k: (x[i].float(), s[i]) for k, i in zip(SPLITS, parts)}, None)
+        events = torch.cat([x, s[:, None].double()], dim=1)
+        super().__init__({k: events[i] for k, i in zip(SPLITS, parts)}, batch_size, seed)
 
 
 def load_catalogue(path: str | Path) -> tuple[Tensor, Tensor]:

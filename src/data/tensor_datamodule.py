@@ -1,20 +1,25 @@
 """The datamodule every data set shares: splits held as tensors on the training device.
 
-Subclasses fill `splits` (train/val/test tensors, first dimension = examples) and, when a truth
-is known, `oracle_log_prob` (its log-density of each test point). Integer data is discrete,
-floating-point data continuous. Under DDP each rank keeps its own shard of every split.
+Subclasses fill `splits` (train/val/test tensors, first dimension = examples) and, per split,
+optional named `extras` of the same length: the truth's log-density of each test point
+(`oracle_log_prob`, set through `oracle_log_prob`), true cluster labels, ... Batches carry them
+by name. Integer data is discrete, floating-point data continuous. Under DDP each rank keeps its
+own shard of every split, and every rank takes the same number of batches.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from src.data.batches import TensorBatches
+from src.data.batches import Batch, TensorBatches
 from src.utils.checks import positive_int
 
 SPLITS = ("train", "val", "test")
+EVAL_BATCH_SIZE = 2**16  # validation and test in chunks: memory stays flat in the test size
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -24,8 +29,17 @@ class TensorDataModule(pl.LightningDataModule):
             positive_int("batch_size", batch_size)
         self.batch_size, self.seed = batch_size, seed
         self.splits: dict[str, Tensor] = {}
-        self.oracle_log_prob: Tensor | None = None
-        self._shards: dict[str, tuple[Tensor, ...]] = {}
+        self.extras: dict[str, dict[str, Tensor]] = {split: {} for split in SPLITS}
+        self.truth = None
+        self._shards: dict[str, Batch] = {}
+
+    @property
+    def oracle_log_prob(self) -> Tensor | None:
+        return self.extras["test"].get("oracle_log_prob")
+
+    @oracle_log_prob.setter
+    def oracle_log_prob(self, values: Tensor) -> None:
+        self.extras["test"]["oracle_log_prob"] = values
 
     @property
     def train_x(self) -> Tensor:
@@ -46,19 +60,29 @@ class TensorDataModule(pl.LightningDataModule):
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer else torch.device("cpu")
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        tensors = {s: (x,) for s, x in self.splits.items()}
-        if self.oracle_log_prob is not None:
-            tensors["test"] += (self.oracle_log_prob,)
+        self._world = world
         self._shards = {
-            s: tuple(t[rank::world].to(device) for t in ts) for s, ts in tensors.items()
+            split: {
+                name: t[rank::world].to(device)
+                for name, t in ({"x": x} | self.extras[split]).items()
+            }
+            for split, x in self.splits.items()
         }
+
+    def _batches(self, split: str, batch_size: int | None, shuffle: bool, epoch=None):
+        """Every rank takes as many batches as the largest shard needs."""
+        largest = math.ceil(len(self.splits[split]) / getattr(self, "_world", 1))
+        size = min(batch_size or largest, largest) or 1
+        n_batches = math.ceil(largest / size)
+        shard = self._shards[split]
+        return TensorBatches(shard, size, shuffle, self.seed, epoch, n_batches)
 
     def train_dataloader(self) -> TensorBatches:
         epoch = (lambda: self.trainer.current_epoch) if self.trainer else None
-        return TensorBatches(self._shards["train"], self.batch_size, True, self.seed, epoch)
+        return self._batches("train", self.batch_size, True, epoch)
 
     def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(self._shards["val"], None, shuffle=False)
+        return self._batches("val", EVAL_BATCH_SIZE, False)
 
     def test_dataloader(self) -> TensorBatches:
-        return TensorBatches(self._shards["test"], None, shuffle=False)
+        return self._batches("test", EVAL_BATCH_SIZE, False)

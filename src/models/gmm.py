@@ -24,10 +24,10 @@ from src.models.gmm_ops import (
     em_statistics,
     from_statistics,
     hard_assignment,
-    kmeans_plus_plus,
     m_step,
 )
 from src.utils.checks import one_of, positive_int
+from src.utils.kmeans import kmeans_plus_plus
 
 INITS = ("kmeans++", "random_from_data")
 

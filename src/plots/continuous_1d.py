@@ -6,7 +6,7 @@ import torch
 from matplotlib.figure import Figure
 
 
-def _grid(x: torch.Tensor, n: int = 800) -> torch.Tensor:
+def plot_grid(x: torch.Tensor, n: int = 800) -> torch.Tensor:
     lo, hi = torch.quantile(x.float(), torch.tensor([0.001, 0.999], device=x.device)).tolist()
     pad = 0.15 * (hi - lo) + 1e-3
     return torch.linspace(lo - pad, hi + pad, n, device=x.device)
@@ -16,7 +16,7 @@ def _grid(x: torch.Tensor, n: int = 800) -> torch.Tensor:
 def fit(model, datamodule) -> dict[str, Figure]:
     """Histogram of the training data, the learned density and (if known) the truth."""
     x = datamodule.train_x
-    grid = _grid(x)
+    grid = plot_grid(x)
     param = next(model.parameters())
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
@@ -44,7 +44,7 @@ def samples(model, datamodule, n: int = 20000) -> dict[str, Figure]:
     """Histogram of model samples over the truth's density (or the test data)."""
     drawn = model.sample(n).float().cpu()
     x_test = datamodule.splits["test"]
-    grid = _grid(x_test).cpu()
+    grid = plot_grid(x_test).cpu()
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     ax.hist(drawn.numpy(), bins=80, density=True, alpha=0.5, label="model samples")

@@ -15,7 +15,7 @@ from matplotlib.patches import Ellipse
 GRID = 200
 
 
-def _bounds(x: torch.Tensor) -> list[tuple[float, float]]:
+def plot_bounds(x: torch.Tensor) -> list[tuple[float, float]]:
     levels = torch.tensor([0.002, 0.998], dtype=x.dtype, device=x.device)
     out = []
     for column in x[:, :2].T:
@@ -25,7 +25,7 @@ def _bounds(x: torch.Tensor) -> list[tuple[float, float]]:
     return out
 
 
-def _density(log_prob, bounds, like: torch.Tensor) -> np.ndarray:
+def density_grid(log_prob, bounds, like: torch.Tensor) -> np.ndarray:
     axes = [torch.linspace(lo, hi, GRID, dtype=like.dtype, device=like.device) for lo, hi in bounds]
     gx, gy = torch.meshgrid(*axes, indexing="xy")
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
@@ -58,7 +58,7 @@ def _ellipses(ax, model) -> None:
 def fit(model, datamodule) -> dict[str, Figure]:
     """Model density | truth density (if known) | training data, with GMM ellipses."""
     x = datamodule.train_x
-    bounds = _bounds(x)
+    bounds = plot_bounds(x)
     like = next(model.parameters())
     truth = getattr(datamodule, "truth", None)
     panels = [("model", lambda p: model.log_prob(p.to(like)))]
@@ -70,7 +70,7 @@ def fit(model, datamodule) -> dict[str, Figure]:
         ax = fig.add_subplot(1, len(panels) + 1, i + 1)
         if x.shape[1] == 2:
             ax.imshow(
-                _density(log_prob, bounds, like), origin="lower", extent=extent, aspect="auto"
+                density_grid(log_prob, bounds, like), origin="lower", extent=extent, aspect="auto"
             )
         ax.set(title=f"{title} density", xlim=bounds[0], ylim=bounds[1])
     ax = fig.add_subplot(1, len(panels) + 1, len(panels) + 1)
@@ -87,7 +87,7 @@ def samples(model, datamodule, n: int = 5000) -> dict[str, Figure]:
     """Model samples over the test data."""
     drawn = model.sample(n).float().cpu().numpy()
     x = datamodule.splits["test"]
-    bounds = _bounds(x)
+    bounds = plot_bounds(x)
     shown = x[:n].float().cpu().numpy()
     fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.add_subplot()

@@ -1,4 +1,4 @@
-"""Earthquake mixture figures: the map of MAP clusters, the ELBO curve, the posterior of λ_k."""
+"""Earthquake mixture figures: the map of MAP clusters and the posterior of the rates λ_k."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from torch.distributions import Gamma
 def event_map(model, datamodule) -> Figure:
     """Training events coloured by MAP cluster, sized by strength; posterior means of μ_k with
     circles at 2 posterior standard deviations (solid) and at √τ, the cluster spread (dashed)."""
-    x, s = datamodule.splits["train"][:2]
-    labels = model.assign(x.to(model.m.device), s.to(model.m.device)).cpu().numpy()
-    q = model.fitted
-    m, sd = q.m.cpu().numpy(), q.s.sqrt().cpu().numpy()
+    events = datamodule.train_x
+    x, s = events[:, :2], events[:, 2]
+    labels = model.assign(events.to(model.m.device)).cpu().numpy()
+    q = model.posterior
+    m, sd = q.m.detach().cpu().numpy(), q.s.detach().sqrt().cpu().numpy()
     fig = Figure(figsize=(6, 5.5), layout="constrained")
     ax = fig.add_subplot()
     size = 4 + 36 * s.float().numpy() / max(1.0, float(s.max()))
@@ -46,20 +47,11 @@ def event_map(model, datamodule) -> Figure:
     return fig
 
 
-def elbo_curve(model) -> Figure:
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.add_subplot()
-    trace = model.elbo_trace
-    ax.plot(range(1, len(trace) + 1), trace, "o-", ms=3)
-    ax.set(xlabel="CAVI sweep", ylabel="ELBO (nats per event)", title="ELBO (best restart)")
-    return fig
-
-
 @torch.no_grad()
 def rate_posteriors(model, datamodule) -> Figure:
     """q(λ_k) = Gamma(a_k, b_k) densities, with the true rates when known."""
-    q = model.fitted
-    a, b = q.a.cpu(), q.b.cpu()
+    q = model.posterior
+    a, b = q.a.detach().cpu(), q.b.detach().cpu()
     mean, sd = a / b, a.sqrt() / b
     grid = torch.linspace(
         max(1e-6, float((mean - 5 * sd).min())), float((mean + 5 * sd).max()), 800, dtype=a.dtype
@@ -79,7 +71,7 @@ def rate_posteriors(model, datamodule) -> Figure:
 
 
 def fit(model, datamodule) -> dict[str, Figure]:
-    return {"map": event_map(model, datamodule), "elbo": elbo_curve(model)}
+    return {"map": event_map(model, datamodule)}
 
 
 def samples(model, datamodule) -> dict[str, Figure]:

@@ -1,1 +1,2 @@
-"""Sweeps: per-job records, the sweep's summary table, and single-run DDP children."""
+"""Sweeps: per-job records, run directories read back, the sweep's tables (per job and over
+seeds), and single-run DDP children."""

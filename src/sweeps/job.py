@@ -14,8 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
-from src.errors import UserError
-from src.sweeps.records import first_line, mark_failed
+from src.errors import UserError, first_line
+from src.sweeps.records import mark_failed
 
 log = logging.getLogger(__name__)
 

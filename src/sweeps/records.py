@@ -1,7 +1,9 @@
-"""One small JSON record per sweep job, in the job's own directory.
+"""One small JSON record per sweep job, in the job's own directory: whether it is running or
+failed (and why), its job and Optuna trial numbers, when it started.
 
-Jobs may run in other processes or on other machines (joblib, SLURM), so the record on disk is
-the only state they share with the sweep; the summary is rebuilt from all records each time.
+Jobs may run in other processes or on other machines (joblib, SLURM), so what is on disk is
+the only state they share with the sweep: the tables are rebuilt from the run directories and
+these records each time (src/sweeps/runs.py).
 """
 
 from __future__ import annotations
@@ -13,21 +15,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from src.errors import first_line
+
 RECORD = "sweep_job.json"
-
-
-def first_line(error: BaseException) -> str:
-    """`Type: first line of the message`, enough to tell failures apart in a table."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def write_record(job_dir: str | Path, **fields: Any) -> None:
     """Atomically (over)write the job's record, keeping what an earlier write said."""
     path = Path(job_dir) / RECORD
     record = read_record(path) | fields | {"updated": time.time()}
-    tmp = path.with_name(f".{RECORD}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    atomic_write(path, json.dumps(record, indent=2, default=str) + "\n")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """A reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     tmp.replace(path)
 
 
@@ -40,12 +43,6 @@ def read_record(path: Path) -> dict[str, Any]:
 
 def mark_failed(job_dir: str | Path, error: BaseException) -> None:
     write_record(job_dir, status="failed", error=first_line(error))
-
-
-def read_metrics(job_dir: str | Path) -> dict[str, float]:
-    """The job's `metrics.json` (written by rank 0 at the end of training), if any."""
-    metrics = read_record(Path(job_dir) / "metrics.json")
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def sweep_records(sweep_dir: str | Path) -> list[dict[str, Any]]:

@@ -9,13 +9,18 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
-HPARAM_GROUPS = ("model", "data", "optimizer", "scheduler", "seed")
+HPARAM_GROUPS = ("model", "fit", "study", "data", "optimizer", "scheduler", "seed")
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's choices as flat `group.key` entries (scalars only, lists as strings)."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)  # groups may refer to each other
-    container = {key: resolved[key] for key in HPARAM_GROUPS if resolved.get(key) is not None}
+    container = {  # resolved: groups may refer to each other
+        key: OmegaConf.to_container(cfg[key], resolve=True)
+        if OmegaConf.is_config(cfg[key])
+        else cfg[key]
+        for key in HPARAM_GROUPS
+        if cfg.get(key) is not None
+    }
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: Any) -> None:

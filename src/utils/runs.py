@@ -81,3 +81,22 @@ def continued_config(cfg: DictConfig) -> DictConfig:
     run_cfg.ckpt_path, run_cfg.resume = str(ckpt), None
     run_cfg.paths.output_dir = str(run_dir)
     return run_cfg
+
+
+def trained_model(run_dir: Path):
+    """The run's density model with its final weights: rebuilt from its saved config, loaded
+    from `last.ckpt` (plain tensors only, `weights_only`). A fit that wraps its model (EM, CAVI)
+    gives the model it wraps; the checkpoint's `model.` keys are that model's weights either way.
+    """
+    import torch
+
+    from src.utils.instantiate import build
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    built = build(cfg.model, "model")
+    model = built.model if isinstance(getattr(built, "model", None), torch.nn.Module) else built
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    prefix = "model."
+    weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(weights)
+    return model.eval()

@@ -20,13 +20,14 @@ from src.estimators.importance import (
     estimate,
     second_moment_update,
 )
-from src.lightning.sampling_module import SamplingModule, check_repeats
+from src.studies.base import SamplingStudy, check_repeats
 from src.utils.checks import one_of
+from src.utils.closed_form_step import ClosedFormStep
 
 TUNERS = ("none", "cem", "second_moment")
 
 
-class ImportanceModule(SamplingModule):
+class ImportanceStudy(SamplingStudy):
     def __init__(
         self,
         start: int = 100,
@@ -41,7 +42,7 @@ class ImportanceModule(SamplingModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False
+        self.automatic_optimization = False  # each tuning update is a `ClosedFormStep` of q
         self.game = GamblersRuin(start, goal, p, max_steps)
         self.register_buffer(
             "q", torch.tensor(self.game.check_proposal("q", q), dtype=torch.float64)
@@ -63,17 +64,21 @@ class ImportanceModule(SamplingModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         if self.tune == "none":
             return
+        self.optimizers().step(closure=self._tune)
+        self.log_now({"train/proposal_q": self.q, "train/second_moment": self._second_moment})
+        self.log("train/proposal_q", self.q)
+
+    def _tune(self) -> None:
+        """One proposal update from `tune_paths` walks under the current q."""
         q = float(self.q)
         walks = self.game.walk(q, self.tune_paths, self.generator(), self.device)
         log_w = self.game.log_weights(walks, q)
-        before = estimate(walks, log_w)
+        self._second_moment = estimate(walks, log_w).second_moment
         if self.tune == "cem":
             tuned = cross_entropy_update(walks, log_w)
         else:
             tuned = second_moment_update(self.game, walks, log_w, q)
         self.q.fill_(self.game.check_proposal("tuned q", tuned))
-        self.log_now({"train/proposal_q": self.q, "train/second_moment": before.second_moment})
-        self.log("train/proposal_q", self.q)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         q, game, generator = float(self.q), self.game, self.generator()
@@ -97,5 +102,5 @@ class ImportanceModule(SamplingModule):
         }
         self.log_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
 
-    def configure_optimizers(self) -> None:
-        return None
+    def configure_optimizers(self) -> ClosedFormStep:
+        return ClosedFormStep([self.q])

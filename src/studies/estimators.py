@@ -27,18 +27,18 @@ from src.estimators.gradients import (
     gradient_variance,
     surrogate,
 )
-from src.lightning.sampling_module import (
-    SamplingModule,
+from src.studies.base import (
+    SamplingStudy,
     check_every,
-    check_optimizer,
     check_repeats,
 )
 from src.utils.checks import finite, one_of, positive, positive_int
+from src.utils.optim import check_optimizer
 
 log = logging.getLogger(__name__)
 
 
-class EstimatorModule(SamplingModule):
+class EstimatorStudy(SamplingStudy):
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],
@@ -68,7 +68,7 @@ class EstimatorModule(SamplingModule):
         self.log_every = check_every("log_every", log_every)
         self.grad_var_every = check_every("grad_var_every", grad_var_every)
         self.repeats = check_repeats("grad_var_repeats", grad_var_repeats)
-        self.optimizer_factory = check_optimizer(optimizer, [nn.Parameter(torch.zeros(1))])
+        self.optimizer_factory = check_optimizer(optimizer, [])
         # running mean of f over earlier steps (bias-corrected exponential average)
         self.register_buffer("f_average", torch.zeros(()))
         self.register_buffer("f_steps", torch.zeros(()))

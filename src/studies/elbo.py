@@ -20,18 +20,18 @@ from torch.distributions import Independent, Normal, kl_divergence
 from src.errors import ConfigError
 from src.estimators.elbo import GRADIENTS, elbo_surrogate
 from src.estimators.gradients import gradient_samples, gradient_variance
-from src.lightning.sampling_module import (
-    SamplingModule,
+from src.studies.base import (
+    SamplingStudy,
     check_every,
-    check_optimizer,
     check_repeats,
 )
 from src.utils.checks import finite_list, one_of, positive_int, positive_list
+from src.utils.optim import check_optimizer
 
 log = logging.getLogger(__name__)
 
 
-class ElboModule(SamplingModule):
+class ElboStudy(SamplingStudy):
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],
@@ -60,7 +60,7 @@ class ElboModule(SamplingModule):
         self.log_every = check_every("log_every", log_every)
         self.grad_var_every = check_every("grad_var_every", grad_var_every)
         self.repeats = check_repeats("grad_var_repeats", grad_var_repeats)
-        self.optimizer_factory = check_optimizer(optimizer, [nn.Parameter(torch.zeros(1))])
+        self.optimizer_factory = check_optimizer(optimizer, [])
 
     def params(self) -> dict[str, Tensor]:
         return {"mean": self.mean, "log_std": self.log_std}

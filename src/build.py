@@ -1,0 +1,169 @@
+"""Assembles a run: model × data × fit × trainer, or a Monte Carlo study × trainer.
+
+Everything that cannot work is refused here, before any training, in one line: the pairing of
+model, fit and data is checked in one place (`check_pairing`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+
+import pytorch_lightning as pl
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from src.callbacks.run_guard import RunGuard
+from src.errors import ConfigError, UserError
+from src.models.protocol import DensityModel
+from src.utils.instantiate import build
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    return build(cfg.data, "data")
+
+
+def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.LightningModule:
+    """The study, or the fit (`fit=`) of the density model (`model=`) to the data."""
+    if cfg.get("study"):
+        if datamodule.support != "none":
+            raise UserError(
+                f"study={choice(cfg, 'study')} draws its own samples and takes no data set; "
+                f"got data={choice(cfg, 'data')}: use data=none"
+            )
+        return build(cfg.study, "study", **_optimizer_for(cfg.study, cfg))
+    if not cfg.get("model"):
+        raise ConfigError("model", None, "a model (model=<name>) or a study (study=<name>)")
+    model = build(cfg.model, "model", **_from_data(cfg.model, datamodule))
+    fit_class = _fit_class(cfg)
+    check_pairing(cfg, model, fit_class, datamodule)
+    fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))
+    fit.prepare(datamodule.train_x, resuming=bool(cfg.get("ckpt_path")))
+    return fit
+
+
+def _fit_class(cfg: DictConfig) -> type:
+    try:
+        return get_class(cfg.fit._target_)
+    except Exception:
+        raise ConfigError(
+            "fit._target_", cfg.fit.get("_target_"), "an importable fit class"
+        ) from None
+
+
+def _from_data(model_cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict:
+    """A model setting the data determine (`dim`, `d`), left null in the config, is taken from
+    the data set: a table's number of columns or bins is known only once it is read."""
+    known = {"dim": getattr(datamodule, "dim", None), "d": getattr(datamodule, "n_bins", None)}
+    return {
+        key: value
+        for key, value in known.items()
+        if key in model_cfg and model_cfg[key] is None and value is not None
+    }
+
+
+def _optimizer_for(module_cfg: DictConfig, cfg: DictConfig) -> dict:
+    """The configured optimizer (and scheduler), for a module whose class takes them."""
+    try:
+        parameters = inspect.signature(get_class(module_cfg._target_)).parameters
+    except Exception:
+        return {}
+    if "optimizer" not in parameters:
+        return {}
+    extra = {"optimizer": build(cfg.optimizer, "optimizer")}
+    if "scheduler" in parameters:
+        extra["scheduler"] = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+    return extra
+
+
+DENSITY_MODEL = "a module with log_prob(x), sample(n), support and event_shape"
+
+
+def check_pairing(
+    cfg: DictConfig, model: nn.Module, fit_class: type, datamodule: pl.LightningDataModule
+) -> None:
+    """The fit must be able to fit the model, and the model must take the data's events:
+    a discrete model needs discrete data, a 2-D model 2-D data, and so on."""
+    names = f"model={choice(cfg, 'model')} with fit={choice(cfg, 'fit')}"
+    if not isinstance(model, DensityModel):
+        raise UserError(f"model={choice(cfg, 'model')} is not a density model: {DENSITY_MODEL}")
+    reason = fit_class.accepts(model)
+    if reason:
+        raise UserError(f"{names} cannot work: {reason}")
+    names = f"model={choice(cfg, 'model')} with data={choice(cfg, 'data')}"
+    support = getattr(model, "support", None)
+    if support is not None and support != datamodule.support:
+        raise UserError(
+            f"{names} cannot work: the model is for {support} data, "
+            f"the data are {datamodule.support}; choose data of the model's kind"
+        )
+    shape = getattr(model, "event_shape", None)
+    if shape is not None and tuple(shape) != tuple(datamodule.event_shape):
+        raise UserError(
+            f"{names} cannot work: the model's events have shape {tuple(shape)}, "
+            f"the data's {tuple(datamodule.event_shape)}"
+        )
+
+
+def choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for a config group (its file name), as the user typed it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group))
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices")  # composed with its hydra node
+    if choices is not None:
+        return str(choices.get(group))
+    node = cfg.get(group)
+    return str(node.get("_target_", "?")).rsplit(".", 1)[-1] if node else "None"
+
+
+def load_weights(module: pl.LightningModule, ckpt_path: str) -> None:
+    """Load a checkpoint's weights without running code from it (`weights_only`), refusing
+    one whose weights do not fit the configured model."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    except (pickle.UnpicklingError, KeyError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise ConfigError(
+            "ckpt_path", str(ckpt_path), f"a Lightning checkpoint of plain tensors ({reason})"
+        ) from None
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or differently shaped weights
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 else lines[0]
+        target = type(getattr(module, "model", module)).__name__
+        valid = f"a checkpoint of the configured model {target} ({reason})"
+        raise ConfigError("ckpt_path", str(ckpt_path), valid) from None
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """Callbacks and loggers set to null (`callbacks.progress_bar=null`) are left out, and so
+    are settings without a `_target_`: an experiment's tweaks of a callback not selected.
+    The run guard (non-finite check, checkpoint on Ctrl+C) is always on."""
+    callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
+    callbacks.append(RunGuard(f"{cfg.paths.output_dir}/checkpoints"))
+    loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
+    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def _selected(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
+    return [(k, c) for k, c in (group or {}).items() if c and "_target_" in c]
+
+
+def quiet_known_noise() -> None:
+    """Hide Lightning's messages that say nothing about this run (tips, a torch deprecation)."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    warnings.filterwarnings("ignore", message=r".*configure_optimizers. returned .None.")
+    warnings.filterwarnings("ignore", message=r"You passed in a `val_dataloader` but have no")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )

@@ -1,0 +1,30 @@
+"""`checkpoints/last.ckpt`: the state after the last finished epoch, always, written atomically.
+
+Lightning's `ModelCheckpoint(save_last=True)` writes `last.ckpt` only in an epoch where it also
+writes a top-k checkpoint, so once the monitored metric stops improving `last.ckpt` falls behind
+(a 150-epoch run left it at epoch 55): a resume then redoes the work and `src.eval` of it does not
+reproduce the run. This callback writes it at the end of every training epoch (after validation),
+to a temporary file first and then renamed over the old one, so a crash while writing leaves the
+previous epoch's file intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+
+class LastCheckpoint(pl.Callback):
+    def __init__(self, dirpath: str | Path) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        partial = self.path.with_name(".last.ckpt.partial")
+        trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+        trainer.strategy.barrier("last_checkpoint")

@@ -1,0 +1,37 @@
+"""What the Monte Carlo studies (gradient estimators, ELBO gradients, importance sampling)
+share: they draw their own samples (the run assembly pairs them with `data=none` only), and they
+write their frequent curves straight to the loggers every few steps instead of a `self.log` per
+step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytorch_lightning as pl
+from torch import Tensor
+
+from src.errors import ConfigError
+from src.utils.checks import positive_int
+
+
+class SamplingStudy(pl.LightningModule):
+    def log_now(self, metrics: Mapping[str, Tensor | float]) -> None:
+        """Write to every logger at the current step (rank zero; converts to float, so call it
+        only every few steps)."""
+        if self.trainer.is_global_zero and self.loggers:
+            values = {k: float(v) for k, v in metrics.items()}
+            for logger in self.loggers:
+                logger.log_metrics(values, step=self.global_step)
+
+
+def check_every(key: str, value: int | None) -> int | None:
+    """A logging period: None (never) or an integer >= 1."""
+    return None if value is None else positive_int(key, value)
+
+
+def check_repeats(key: str, value: int) -> int:
+    """A number of repeated estimates a variance is computed from: at least 2."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ConfigError(key, value, "an integer >= 2 (a variance needs two estimates)")
+    return value
