@@ -68,20 +68,16 @@ def rows(n: int, columns: int = 2, seed: int = 0) -> str:
 
 @pytest.fixture
 def wired(monkeypatch):
-    """What src/build.py is to do: fill the data config's null `dim` / `n_bins` from the built
-    data (so the model configs' `${oc.select:data.dim,2}` read them), and wrap the built model
-    in the data set's standardization before `init_from_data`."""
-    from src.utils import setup
+    """What src/build.py is to do (see the module docstring of src.data.table): wrap the built
+    model in the data set's standardization, before the fit prepares it (init_from_data)."""
+    import src.build
 
     built = {}
-    build_datamodule, build = setup.build_datamodule, setup.build
+    build_datamodule, build = src.build.build_datamodule, src.build.build
 
     def build_data(cfg):
-        data = built["data"] = build_datamodule(cfg)
-        for key in ("dim", "n_bins"):
-            if key in cfg.data and cfg.data[key] is None:
-                cfg.data[key] = getattr(data, key, None)
-        return data
+        built["data"] = build_datamodule(cfg)
+        return built["data"]
 
     def build_wrapped(cfg, path, **kwargs):
         made = build(cfg, path, **kwargs)
@@ -89,8 +85,8 @@ def wired(monkeypatch):
             return made
         return standardized(made, getattr(built["data"], "standardization", None))
 
-    monkeypatch.setattr(setup, "build_datamodule", build_data)
-    monkeypatch.setattr(setup, "build", build_wrapped)
+    monkeypatch.setattr(src.build, "build_datamodule", build_data)
+    monkeypatch.setattr(src.build, "build", build_wrapped)
     return built
 
 
@@ -526,12 +522,11 @@ def test_every_kind_trains_end_to_end(make_cfg, wired, overrides, one_torch_thre
 
 
 def test_models_read_the_dimension_and_bins_the_data_found(tmp_path, wired, one_torch_thread):
-    """Neither model.dim nor model.d given: the run assembly fills them from the data."""
+    """Neither model.dim nor model.d given: the run assembly takes them from the data."""
     for model, name in (("realnvp", "table_4d.csv"), ("dmol", "table_counts.csv")):
         overrides = ("data=table", f"model={model}", f"data.path=data/examples/{name}", *SHORT)
         cfg = compose_config(*overrides, output_dir=tmp_path / model)
         assert train(cfg)["status"] == "completed"
-    assert cfg.model.d == wired["data"].n_bins and cfg.data.dim is None
 
 
 def test_reported_nll_is_in_the_files_units(tmp_path, wired, one_torch_thread):

@@ -88,7 +88,6 @@ class TableDataModule(TensorDataModule):
         )
         self.dim = width if width > 1 else None
         self.n_bins = n_bins
-        self.truth = None
         self.splits = _split(x, fractions, seed, file)
         names, skipped = table.names, table.skipped
         del x, table  # the splits hold every row: free the file's copy before the statistics
