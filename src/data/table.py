@@ -54,8 +54,9 @@ class TableDataModule(TensorDataModule):
         key: str | None = None,
     ) -> None:
         """`columns`: names or 0-based indices (null: every numeric column); `n_bins` (discrete):
-        null infers max + 1; `dim`, when given, must be the number of columns (≥ 2), so model
-        configs can read `${data.dim}`; `key`: the array of an .npz file (null: its only one)."""
+        null infers max + 1; `dim`, when given, must be the number of columns (≥ 2): null leaves
+        it to the file (the run assembly gives models `dim` and `n_bins` as the data found
+        them); `key`: the array of an .npz file (null: its only one)."""
         one_of("dtype", dtype, list(DTYPES))
         if n_bins is not None:
             positive_int("n_bins", n_bins)
