@@ -1,0 +1,215 @@
+"""Any numeric table as a data set: the user's own CSV, TSV, .npy, .npz or Parquet file.
+
+One column gives 1-D data (events of shape (), like data=mog1d: flow1d, histogram, dmol); two or
+more give vectors (shape (D,), like data=mog2d: gmm, realnvp). `dtype: auto` reads columns
+written as integers (or of an integer dtype) as discrete data, counts 0…n_bins−1, and anything
+else as continuous. Rows are split at random into train/val/test, seeded. No truth is known,
+so there is no oracle.
+
+Continuous data stay in the file's units. With `standardize` the data set exposes
+`standardization = (shift, scale)`, the training split's mean and std, and the run assembly
+wraps the model in `src.models.standardized.Standardized`: the model fits z = (x − shift)/scale
+and its log-densities carry the −Σ log scale of the change of variables, so every reported
+NLL and every sample is in the file's units, whatever the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.data.table_files import FORMATS, Table, read_table
+from src.data.tensor_datamodule import SPLITS, TensorDataModule
+from src.errors import ConfigError, UserError
+from src.utils.checks import one_of, positive_int
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell is an integer
+    "auto": (np.int64, np.float32),  # integers: counts; anything else: float32
+    "continuous": (np.float32,),
+    "discrete": (np.int64, np.float64),  # 3.0 is a count too, checked exactly in float64
+}
+BATCH_SIZE = 256  # `batch_size: auto` for continuous data; discrete data train on full batches
+
+
+class TableDataModule(TensorDataModule):
+    def __init__(
+        self,
+        path: str | None,
+        columns: Any = None,
+        dtype: str = "auto",
+        n_bins: int | None = None,
+        dim: int | None = None,
+        standardize: bool = True,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int | str | None = "auto",
+        seed: int = 0,
+        key: str | None = None,
+    ) -> None:
+        """`columns`: names or 0-based indices (null: every numeric column); `n_bins` (discrete):
+        null infers max + 1; `dim`, when given, must be the number of columns (≥ 2): null leaves
+        it to the file (the run assembly gives models `dim` and `n_bins` as the data found
+        them); `key`: the array of an .npz file (null: its only one)."""
+        one_of("dtype", dtype, list(DTYPES))
+        if n_bins is not None:
+            positive_int("n_bins", n_bins)
+        if dim is not None:
+            positive_int("dim", dim)
+        if not isinstance(standardize, bool):
+            raise ConfigError("standardize", standardize, "true or false")
+        fractions = _fractions(val_fraction, test_fraction)
+        if batch_size not in ("auto", None):
+            positive_int("batch_size", batch_size)
+        file = resolve(path)
+
+        table = read_table(file, columns, key, DTYPES[dtype])
+        discrete = table.values.dtype.kind in "iu" if dtype == "auto" else dtype == "discrete"
+        width = table.values.shape[1]
+        if discrete:
+            x, n_bins = _counts(file, table, n_bins)
+        else:
+            if n_bins is not None:
+                valid = "null: the data are continuous (data.dtype=discrete reads counts)"
+                raise ConfigError("n_bins", n_bins, valid)
+            x = torch.from_numpy(table.values)  # float32
+            x = x[:, 0] if width == 1 else x
+        if (dim is not None and dim != width) or dim == 1:
+            valid = f"{width} (the number of columns)" if width > 1 else "null (one column)"
+            raise ConfigError("dim", dim, valid)
+
+        super().__init__(
+            (None if discrete else BATCH_SIZE) if batch_size == "auto" else batch_size, seed
+        )
+        self.dim = width if width > 1 else None
+        self.n_bins = n_bins
+        self.splits = _split(x, fractions, seed, file)
+        names, skipped = table.names, table.skipped
+        del x, table  # the splits hold every row: free the file's copy before the statistics
+        self.shift: Tensor | None = None
+        self.scale: Tensor | None = None
+        if not discrete:
+            _refuse_constant(file, self.splits["train"], names)
+            if standardize:
+                self.shift, self.scale = _moments(self.splits["train"])
+        self._report(file, names, skipped, discrete)
+
+    @property
+    def standardization(self) -> tuple[Tensor, Tensor] | None:
+        """(shift, scale) the model must be wrapped in (`Standardized`), or None."""
+        return None if self.shift is None else (self.shift, self.scale)
+
+    def _report(self, file: Path, names: list[str], skipped: list[str], discrete: bool) -> None:
+        sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
+        kind = f"discrete, n_bins={self.n_bins}" if discrete else "continuous"
+        log.info(
+            "%s: %s (%s), train/val/test %s rows%s",
+            file,
+            ", ".join(names),
+            kind,
+            sizes,
+            f"; not numeric, left out: {', '.join(skipped)}" if skipped else "",
+        )
+        if self.shift is not None:
+            log.info(
+                "standardized by the training split's mean %s and std %s; log-densities stay in "
+                "the file's units (−Σ log std = %.6g per example)",
+                _show(self.shift),
+                _show(self.scale),
+                -float(self.scale.double().log().sum()),
+            )
+
+
+def resolve(path: str | None) -> Path:
+    """Relative paths are tried from the working directory, then from the project root."""
+    if isinstance(path, str) and path:
+        for candidate in (Path(path), ROOT / path):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError("path", path, f"an existing {FORMATS} file")
+
+
+def _fractions(val_fraction: Any, test_fraction: Any) -> tuple[float, float]:
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ConfigError(key, value, "a number in (0, 1)")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError("test_fraction", test_fraction, f"< 1 − val_fraction={val_fraction}")
+    return float(val_fraction), float(test_fraction)
+
+
+def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:
+    """The single column as bin indices 0…n_bins−1 ([N] long); n_bins inferred if not given."""
+    if table.values.shape[1] > 1:
+        raise UserError(
+            f"{file}: {', '.join(table.names)} as discrete data: the discrete models are 1-D; "
+            "choose one with data.columns=[...], or read them as real numbers with "
+            "data.dtype=continuous"
+        )
+    values = table.values[:, 0]
+    if values.dtype.kind == "f":
+        _first_bad(table, values != np.floor(values), "is not a whole number")
+    below = "is below 0: discrete data are counts 0, 1, … (data.dtype=continuous reads reals)"
+    _first_bad(table, values < 0, below)
+    if n_bins is None:
+        n_bins = int(values.max()) + 1
+        log.info("%s: n_bins=%d, the largest count + 1 (set data.n_bins to fix it)", file, n_bins)
+    else:
+        _first_bad(table, values >= n_bins, f"is outside 0…{n_bins - 1} (data.n_bins={n_bins})")
+    return torch.from_numpy(values.astype(np.int64, copy=False)), n_bins
+
+
+def _first_bad(table: Table, bad: np.ndarray, problem: str) -> None:
+    if bad.any():
+        where, text = table.cell(int(bad.argmax()), 0)
+        raise UserError(f"{where}: {text} {problem}")
+
+
+def _split(x: Tensor, fractions: tuple[float, float], seed: int, file: Path) -> dict[str, Tensor]:
+    """Rows drawn into train/val/test by a permutation seeded by `seed`: disjoint, every row
+    once. Each split keeps the file's order (training shuffles every epoch anyway), so the rows
+    are copied in sequence, several times faster than gathering them in random order."""
+    n = len(x)
+    n_val, n_test = (max(1, round(f * n)) for f in fractions)
+    if n - n_val - n_test < 2:
+        raise UserError(
+            f"{file}: {n} rows are too few for val_fraction={fractions[0]} and "
+            f"test_fraction={fractions[1]} (train needs 2 rows, val and test 1 each)"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    label = torch.empty(n, dtype=torch.uint8)
+    for k, index in enumerate(perm.split([n - n_val - n_test, n_val, n_test])):
+        label[index] = k
+    return {split: x[label == k] for k, split in enumerate(SPLITS)}
+
+
+def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
+    """A column with one value has no density (its likelihood grows without bound as a model
+    narrows onto it) and cannot be standardized: it is refused, never silently dropped."""
+    columns = train.reshape(len(train), -1)
+    low, high = columns.aminmax(dim=0)
+    constant = torch.nonzero(low == high).flatten().tolist()
+    if constant:
+        j = constant[0]
+        raise UserError(
+            f"{file}: {names[j]} is constant ({low[j].item():g}) in the training split: it has "
+            "no density to fit; leave it out with data.columns=[...]"
+        )
+
+
+def _moments(train: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation per column, accumulated in float64 without a float64 copy
+    of the data."""
+    mean = train.mean(0, dtype=torch.float64)
+    var = (train - mean.float()).square_().mean(0, dtype=torch.float64)
+    return mean.float(), var.sqrt().float()
+
+
+def _show(t: Tensor) -> str:
+    return np.array2string(t.numpy(), precision=4, separator=", ")

@@ -1,0 +1,402 @@
+"""Numeric tables from files (CSV, TSV, .npy, .npz, Parquet) as one array of chosen columns.
+
+Text is parsed by numpy's C reader (`np.loadtxt` given the file name: no Python work per row,
+no memory beyond the result; numpy >= 1.23), about 4·10⁶ rows/s (benchmarks/table_load.py).
+Only once something is wrong is the file read again, in blocks of whole lines, to name the
+first bad file line (the header is line 1) and its column: numpy finds the first block it
+refuses and Python scans that block alone. Parquet needs pandas, imported only for it: the
+project does not depend on it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.errors import ConfigError, UserError
+
+FORMATS = ".csv, .tsv, .npy, .npz or .parquet"
+DELIMITERS = {".csv": ",", ".tsv": "\t"}
+BLOCK = 1 << 24  # bytes per block of whole lines (field counts, error paths)
+MISSING = {"na", "n/a", "null", "none"}  # how R, pandas and others write a missing value
+Cell = Callable[[int, int], tuple[str, str]]
+
+
+@dataclass
+class Table:
+    """The chosen columns of a file, [N, C]: int64 when whole numbers were asked for and every
+    cell is one (written as an integer, or an integer dtype), else floating point."""
+
+    values: np.ndarray
+    names: list[str]  # the chosen columns as messages name them: "column 'x'" or "column 2"
+    skipped: list[str]  # columns left out because they are not numeric
+    cell: Cell  # (row, chosen column) → ("<file>, line 7, column 'x'", the cell's text)
+
+
+def read_table(
+    file: Path, columns: Any, key: str | None, dtypes: Sequence[type[np.generic]]
+) -> Table:
+    """`dtypes`, tried in order: int64 (only if every cell is an integer), then a float type.
+    `columns`: None (every numeric column), or names / 0-based indices; `key`: the array of an
+    .npz file (None: its only one). Refuses empty files, bad cells, NaN and inf in one line."""
+    suffix = file.suffix.lower()
+    if suffix in DELIMITERS:
+        table = _read_text(file, DELIMITERS[suffix], columns, dtypes)
+    elif suffix in (".npy", ".npz"):
+        table = _read_numpy(file, key, columns, dtypes)
+    elif suffix == ".parquet":
+        table = _read_parquet(file, columns, dtypes)
+    else:
+        raise ConfigError("path", str(file), f"a {FORMATS} file")
+    if table.values.dtype.kind == "f":
+        _check_finite(table)
+    return table
+
+
+def select_columns(
+    names: list[str] | None, numeric: list[bool], columns: Any, source: str
+) -> list[int]:
+    """Indices of the chosen columns: names (when the file has them) or 0-based indices."""
+    if columns is None:
+        chosen = [j for j, ok in enumerate(numeric) if ok]
+        if not chosen:
+            raise UserError(f"{source}: no numeric column")
+        return chosen
+    wanted = [columns] if isinstance(columns, (str, int)) else list(columns)
+    valid = f"0-based indices 0…{len(numeric) - 1}"
+    if names is not None:
+        valid = f"names of columns ({', '.join(map(repr, names))}) or {valid}"
+    indices = []
+    for c in wanted:
+        if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(numeric):
+            indices.append(c)
+        elif isinstance(c, str) and names is not None and names.count(c) == 1:
+            indices.append(names.index(c))
+        else:
+            raise ConfigError(
+                "columns", wanted, f"null (every numeric column) or a list of {valid}"
+            )
+    if not indices or len(set(indices)) < len(indices):
+        raise ConfigError("columns", wanted, f"a non-empty list without repeats of {valid}")
+    return indices
+
+
+def _label(names: list[str] | None, j: int) -> str:
+    return f"column {names[j]!r}" if names is not None else f"column {j}"
+
+
+def _check_finite(table: Table) -> None:
+    bad = ~np.isfinite(table.values)
+    if bad.any():
+        row, j = divmod(int(bad.argmax()), bad.shape[1])
+        where, text = table.cell(row, j)
+        if _parses(text) and np.isfinite(float(text)):  # finite in the file, not in float32
+            raise UserError(f"{where}: {text} is beyond float32's range (±3.4e38)")
+        raise UserError(f"{where}: {text} is not a finite number")
+
+
+def _parses(text: str) -> bool:
+    """A number as Python reads it (nan and inf included, as numpy's reader takes them)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- CSV / TSV -------------------------------------------------------------------------------
+
+
+def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type]) -> Table:
+    """The first line is a header unless all its cells are numbers; a leading `#` (as
+    np.savetxt writes a header) is dropped. Which columns are numeric is read off the first
+    row, where a missing value (NA, or an empty cell under a name) counts as numeric so that it
+    is reported, not its column dropped. Empty lines are skipped; a byte-order mark and any
+    line endings are accepted."""
+    lines = _lines(file)
+    first = next(lines, None)
+    if first is None or not first[1].strip():
+        raise UserError(
+            f"{file}: the file is empty" if first is None else f"{file}: line 1 is empty"
+        )
+    head = [c.strip() for c in first[1].split(delimiter)]
+    header = not all(_parses(c) for c in head)
+    names = [c.strip('"').strip() for c in head] if header else None
+    if names and names[0].startswith("#"):
+        names[0] = names[0].lstrip("#").strip()
+    data = next((line for line in lines if line[1]), None) if header else first
+    if data is None:
+        raise UserError(f"{file}: a header but no rows")
+    lines.close()
+    cells = data[1].split(delimiter)
+    if len(cells) != len(head):
+        raise _ragged(file, data[0], len(cells), len(head), header)
+    named = names or [""] * len(cells)
+    numeric = [
+        _parses(c) or c.lower() in MISSING or (c == "" and name != "")
+        for c, name in zip((c.strip() for c in cells), named)
+    ]
+    chosen = select_columns(names, numeric, columns, str(file))
+    all_columns = chosen == list(range(len(head)))
+    if not all_columns:  # loadtxt ignores a row's extra fields when it reads a subset
+        _check_field_counts(file, delimiter, len(head), header)
+
+    def cell(row: int, j: int) -> tuple[str, str]:
+        line, fields = _row_line(file, delimiter, header, row)
+        return f"{file}, line {line}, {_label(names, chosen[j])}", fields[chosen[j]].strip()
+
+    values = _load_text(file, delimiter, int(header), None if all_columns else chosen, dtypes)
+    if values is None:
+        raise _first_bad_line(file, delimiter, header, len(head), chosen, names)
+    skipped = (
+        [] if columns is not None else [_label(names, j) for j, ok in enumerate(numeric) if not ok]
+    )
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell)
+
+
+def _lines(file: Path):
+    """(line number, text without its line ending) of each line, as Python's text mode reads
+    them: UTF-8 with an optional byte-order mark, universal newlines (as loadtxt reads too)."""
+    try:
+        with file.open(encoding="utf-8-sig", newline=None) as handle:
+            for number, line in enumerate(handle, 1):
+                yield number, line.rstrip("\n")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(file, error) from None
+
+
+def _not_utf8(file: Path, error: UnicodeDecodeError) -> UserError:
+    return UserError(
+        f"{file}: not UTF-8 text (byte {error.object[error.start]:#04x}); save it as UTF-8"
+    )
+
+
+def _load_text(
+    file: Path, delimiter: str, skip: int, usecols: list[int] | None, dtypes: Sequence[type]
+) -> np.ndarray | None:
+    """The table as the first of `dtypes` that reads every cell, or None if none does."""
+    for dtype in dtypes:
+        try:
+            return _loadtxt(
+                str(file),  # a name, not a handle: numpy then reads in C, not line by line
+                dtype=dtype,
+                delimiter=delimiter,
+                skiprows=skip,
+                usecols=usecols,
+                encoding="utf-8-sig",
+            )
+        except ValueError:  # a cell of another type, or a bad one: found by _first_bad_line
+            continue
+    return None
+
+
+def _loadtxt(source: str | list[str], **kwargs: Any) -> np.ndarray:
+    """np.loadtxt as every read here calls it: no comment character, always 2-D, and quiet
+    about an input without rows (the callers check that themselves)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(source, comments=None, ndmin=2, **kwargs)
+
+
+def _ragged(file: Path, line: int, fields: int, expected: int, header: bool) -> UserError:
+    reference = "the header has" if header else "line 1 has"
+    return UserError(f"{file}, line {line}: {fields} fields, {reference} {expected}")
+
+
+def _first_bad_line(
+    file: Path,
+    delimiter: str,
+    header: bool,
+    width: int,
+    chosen: list[int],
+    names: list[str] | None,
+) -> UserError:
+    """The first ragged row or non-numeric chosen cell, after numpy's reader refused the file:
+    numpy reads it again block by block, and Python scans only the first block it refuses."""
+    usecols = None if chosen == list(range(width)) else chosen  # as the failed read
+    for first_line, block, newline in _blocks(file):
+        text = _decode(file, block, first_line)
+        lines = [line.rstrip("\r") for line in text.split(newline.decode())]
+        skip = int(header and first_line == 1)
+        try:
+            values = _loadtxt(lines[skip:], delimiter=delimiter, usecols=usecols)
+            if values.size == 0 or values.shape[1] == len(chosen):
+                continue  # this block reads: the problem lies further on
+        except ValueError:
+            pass
+        for number, line in enumerate(lines[skip:], first_line + skip):
+            if not line:
+                continue
+            fields = line.split(delimiter)
+            if len(fields) != width:
+                return _ragged(file, number, len(fields), width, header)
+            for j in chosen:
+                cell = fields[j].strip()
+                if not _parses(cell):
+                    what = f"{cell!r} is not a number" if cell else "an empty cell"
+                    if cell.lower() in MISSING or not cell:
+                        what += " (a missing value: only complete rows of numbers are read)"
+                    return UserError(f"{file}, line {number}, {_label(names, j)}: {what}")
+    return UserError(f"{file}: numpy cannot read it as a table of numbers")
+
+
+def _row_line(file: Path, delimiter: str, header: bool, row: int) -> tuple[int, list[str]]:
+    """The file line of data row `row` (empty lines do not count) and its fields, by counting
+    the non-empty lines of each block (vectorised)."""
+    for first_line, block, newline in _blocks(file):
+        _, starts, ends = _spans(block, newline)
+        data = np.flatnonzero(ends > starts)
+        if header and first_line == 1:
+            data = data[1:]
+        if row < len(data):
+            i = int(data[row])
+            line = _decode(file, block[starts[i] : ends[i]], first_line + i)
+            return first_line + i, line.split(delimiter)
+        row -= len(data)
+    raise IndexError(row)
+
+
+def _check_field_counts(file: Path, delimiter: str, width: int, header: bool) -> None:
+    """Every non-empty line has `width` fields: delimiters counted per line, vectorised."""
+    for first_line, block, newline in _blocks(file):
+        b, starts, ends = _spans(block, newline)
+        seps = np.flatnonzero(b == ord(delimiter))
+        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+        bad = np.flatnonzero((counts != width - 1) & (ends > starts))
+        if bad.size:
+            i = int(bad[0])
+            raise _ragged(file, first_line + i, int(counts[i]) + 1, width, header)
+
+
+def _blocks(file: Path) -> Iterator[tuple[int, bytes, bytes]]:
+    """The file as blocks of whole lines (about BLOCK bytes each), each with its first line
+    number and the line end: \\n (Unix, and Windows' \\r\\n), or \\r in a file without any \\n
+    (old Mac), the same lines as Python's universal newlines and numpy's reader see."""
+    first_line, tail, newline = 1, b"", None
+    with file.open("rb") as handle:
+        while chunk := handle.read(BLOCK):
+            if newline is None:
+                newline = b"\r" if b"\n" not in chunk and b"\r" in chunk else b"\n"
+            data = tail + chunk
+            cut = data.rfind(newline) + 1
+            if cut:
+                yield first_line, data[:cut], newline
+                first_line += data.count(newline, 0, cut)
+            tail = data[cut:]
+    if tail:
+        yield first_line, tail, newline
+
+
+def _spans(block: bytes, newline: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block as bytes, and each line's start and end (before its line end)."""
+    b = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(b == ord(newline))
+    if len(b) and b[-1] != ord(newline):
+        ends = np.append(ends, len(b))
+    starts = np.concatenate(([0], ends + 1))[: len(ends)]
+    if newline == b"\n":  # a Windows line ends at \\r\\n
+        ends = ends - ((ends > starts) & (b[np.maximum(ends - 1, 0)] == ord("\r")))
+    return b, starts, ends
+
+
+def _decode(file: Path, data: bytes, first_line: int) -> str:
+    try:
+        return data.decode("utf-8-sig" if first_line == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(file, error) from None
+
+
+class _NoSuchArray(Exception):
+    """Raised inside the archive's `with` and turned into a ConfigError outside it, so that the
+    reader's ValueError handler (ConfigError is one) does not swallow it."""
+
+
+# ---- .npy / .npz -------------------------------------------------------------------------------
+
+
+def _read_numpy(file: Path, key: str | None, columns: Any, dtypes: Sequence[type]) -> Table:
+    """A plain array of shape (N,) or (N, D) of integers, booleans or floats; no pickles."""
+    source = str(file)
+    try:
+        array = np.load(file, allow_pickle=False)
+        if isinstance(array, np.lib.npyio.NpzFile):
+            with array as archive:
+                if key is None and len(archive.files) == 1:
+                    key = archive.files[0]
+                if key not in archive.files:
+                    valid = f"one of the arrays in {file.name}: {', '.join(archive.files)}"
+                    raise _NoSuchArray(key, valid)
+                array, source = archive[key], f"{file}, array {key!r}"
+    except _NoSuchArray as error:
+        raise ConfigError("key", *error.args) from None
+    except (ValueError, OSError, EOFError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{file}: not a readable {file.suffix} file ({reason})") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or 0 in array.shape:
+        raise UserError(
+            f"{source}: an array of shape {array.shape}: expected (N,) or (N, D), N, D >= 1"
+        )
+    if array.dtype.kind not in "biuf":
+        raise UserError(
+            f"{source}: dtype {array.dtype} is not numeric: expected integers or floats"
+        )
+    chosen = select_columns(None, [True] * array.shape[1], columns, source)
+    integer = array.dtype.kind in "biu" and np.int64 in dtypes
+    values = array[:, chosen].astype(np.int64 if integer else dtypes[-1])
+
+    def cell(row: int, j: int) -> tuple[str, str]:
+        return f"{source}, row {row}, column {chosen[j]}", str(array[row, chosen[j]])
+
+    return Table(values, [f"column {j}" for j in chosen], [], cell)
+
+
+# ---- Parquet -------------------------------------------------------------------------------
+
+
+def _read_parquet(file: Path, columns: Any, dtypes: Sequence[type]) -> Table:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise UserError(
+            f"{file}: reading Parquet needs pandas and pyarrow (pip install pandas pyarrow); "
+            "or save the table as .csv or .npy"
+        ) from None
+    try:
+        frame = pd.read_parquet(file)
+    except ImportError as error:  # pandas without a Parquet engine
+        raise UserError(f"{file}: {str(error).splitlines()[0]}") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"{file}: not a readable Parquet file ({error})") from None
+    names = [str(c) for c in frame.columns]
+    kinds = [t.kind for t in frame.dtypes]  # numpy and pandas extension dtypes alike
+    chosen = select_columns(names, [k in "biuf" for k in kinds], columns, str(file))
+    for j in chosen:
+        if kinds[j] not in "biuf":
+            raise UserError(
+                f"{file}, {_label(names, j)}: dtype {frame.dtypes.iloc[j]} is not numeric"
+            )
+    part = frame.iloc[:, chosen]
+    if len(part) == 0:
+        raise UserError(f"{file}: no rows")
+    integer = all(kinds[j] in "biu" for j in chosen) and not part.isna().to_numpy().any()
+    if integer and np.int64 in dtypes:
+        values = part.to_numpy(dtype=np.int64, copy=True)  # copies are writable, as torch wants
+    else:
+        values = part.to_numpy(dtype=dtypes[-1], na_value=np.nan, copy=True)
+
+    def cell(row: int, j: int) -> tuple[str, str]:
+        return f"{file}, row {row}, {_label(names, chosen[j])}", str(part.iat[row, j])
+
+    skipped = (
+        []
+        if columns is not None
+        else [_label(names, j) for j, k in enumerate(kinds) if k not in "biuf"]
+    )
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell)
