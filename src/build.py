@@ -18,6 +18,7 @@ from torch import nn
 from src.callbacks.run_guard import RunGuard
 from src.errors import ConfigError, UserError
 from src.models.protocol import DensityModel
+from src.models.standardized import standardized
 from src.utils.instantiate import build
 from src.utils.settings import check_settings
 
@@ -38,6 +39,9 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.Ligh
     if not cfg.get("model"):
         raise ConfigError("model", None, "a model (model=<name>) or a study (study=<name>)")
     model = build(cfg.model, "model", **_from_data(cfg.model, datamodule))
+    # a data set that standardizes (data=table) has its model fitted in standardized units and
+    # scored and sampled in the file's units (src/models/standardized.py)
+    model = standardized(model, getattr(datamodule, "standardization", None))
     fit_class = _fit_class(cfg)
     check_pairing(cfg, model, fit_class, datamodule)
     fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))

@@ -1,8 +1,8 @@
 """data=table: any numeric file as a data set, its one-line refusals, and fits in the file's units.
 
 The examples under data/examples/table_*.csv come from `example_tables()` below (a test checks
-they still do). `wired` stands in for the run assembly (src/build.py) until it wraps the model
-in the data set's standardization itself.
+they still do). The run assembly (src/build.py) wraps the model in the data set's
+standardization; `wired` keeps the built data module for a test to inspect.
 """
 
 from __future__ import annotations
@@ -68,25 +68,17 @@ def rows(n: int, columns: int = 2, seed: int = 0) -> str:
 
 @pytest.fixture
 def wired(monkeypatch):
-    """What src/build.py is to do (see the module docstring of src.data.table): wrap the built
-    model in the data set's standardization, before the fit prepares it (init_from_data)."""
+    """The data module the run assembly builds, kept for the test to inspect."""
     import src.build
 
     built = {}
-    build_datamodule, build = src.build.build_datamodule, src.build.build
+    build_datamodule = src.build.build_datamodule
 
     def build_data(cfg):
         built["data"] = build_datamodule(cfg)
         return built["data"]
 
-    def build_wrapped(cfg, path, **kwargs):
-        made = build(cfg, path, **kwargs)
-        if path != "model":
-            return made
-        return standardized(made, getattr(built["data"], "standardization", None))
-
     monkeypatch.setattr(src.build, "build_datamodule", build_data)
-    monkeypatch.setattr(src.build, "build", build_wrapped)
     return built
 
 

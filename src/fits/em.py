@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from src.fits.sufficient_stats import INIT_POINTS, SufficientStatsFit
 from src.models.gmm import GaussianMixture
 from src.models.gmm_ops import em_statistics, from_statistics
+from src.models.standardized import Standardized
 from src.utils.kmeans import subsample
 
 
@@ -25,6 +26,8 @@ class EMFit(SufficientStatsFit):
 
     @staticmethod
     def accepts(model: nn.Module) -> str | None:
+        if isinstance(model, Standardized):
+            return "EM fits the mixture in the data's own units: set data.standardize=false"
         if not isinstance(model, GaussianMixture):
             return "EM fits a Gaussian mixture (model=gmm)"
         return None
