@@ -129,6 +129,7 @@ def test_tuned_run_moves_the_proposal(make_cfg, tune):
     )
     assert 0.57 < metrics["test/proposal_q"] < 0.62
     assert metrics["test/rel_error"] < 0.1
+    assert metrics["global_step"] == 2  # each tuning update is a step: logged at steps 1, 2
 
 
 @pytest.mark.parametrize(
