@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> Any:
-    run_cli(lambda c: evaluate(run_config(c, command_overrides())), cfg)
+    run_cli(lambda c: evaluate(run_config(c, command_overrides(c))), cfg)
 
 
 if __name__ == "__main__":

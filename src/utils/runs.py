@@ -38,11 +38,14 @@ def saved_config(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> DictCo
     return run_cfg
 
 
-def command_overrides() -> list[str]:
-    """The overrides typed on this command line (none when not run through Hydra)."""
+def command_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides typed on this command line (from Hydra, or from a config composed with its
+    hydra node, as the tests compose it)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return list(OmegaConf.select(cfg, "hydra.overrides.task") or [])
 
 
 def hydra_run_dir(resume: str | None, fresh: str) -> str:
@@ -77,7 +80,7 @@ def continued_config(cfg: DictConfig) -> DictConfig:
         run_dir = run_dir_of(ckpt)
     else:
         return cfg
-    run_cfg = saved_config(run_dir, cfg, command_overrides())
+    run_cfg = saved_config(run_dir, cfg, command_overrides(cfg))
     run_cfg.ckpt_path, run_cfg.resume = str(ckpt), None
     run_cfg.paths.output_dir = str(run_dir)
     return run_cfg

@@ -1,0 +1,1 @@
+"""Loggers that keep a run's history across `resume=`."""
