@@ -11,7 +11,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.utils.cli import run_cli
+from src.utils.cli import hydra_entry, run_cli
 from src.utils.runs import command_overrides, run_dir_of, saved_config
 
 
@@ -54,4 +54,4 @@ def main(cfg: DictConfig) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

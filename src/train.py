@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from src.errors import ConfigError, RunInterrupted, UserError
-from src.utils.cli import run_cli
+from src.utils.cli import hydra_entry, run_cli
 from src.utils.runs import continued_config, run_identity
 
 
@@ -111,4 +111,4 @@ def main(cfg: DictConfig) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main)

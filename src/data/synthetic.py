@@ -15,6 +15,8 @@ from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError
 from src.utils.checks import positive_int
 
+DRAW_CHUNK = 2**18
+
 
 class SyntheticDataModule(TensorDataModule):
     def __init__(
@@ -43,8 +45,11 @@ class SyntheticDataModule(TensorDataModule):
         self.oracle_log_prob = truth.log_prob(self.splits["test"]).float()
 
     def draw(self, n: int) -> Tensor:
-        """n points from the truth; a subclass replaces it to follow a fixed recipe."""
-        return self.truth.sample((n,))
+        """n points from the truth, DRAW_CHUNK at a time and stored in single precision, so
+        memory stays at the data's own size (a mixture's sampler holds N × K × D values); a
+        subclass replaces it to follow a fixed recipe."""
+        chunks = [self.truth.sample((min(DRAW_CHUNK, n - lo),)) for lo in range(0, n, DRAW_CHUNK)]
+        return torch.cat([_single_precision(chunk) for chunk in chunks])
 
 
 def _single_precision(x: Tensor) -> Tensor:

@@ -16,6 +16,8 @@ from src.errors import ConfigError
 
 def run_dir_of(ckpt_path: str | Path, key: str = "ckpt_path") -> Path:
     """The run directory holding `<run>/checkpoints/<name>.ckpt`."""
+    if not isinstance(ckpt_path, (str, Path)) or not str(ckpt_path):
+        raise ConfigError(key, ckpt_path, "a checkpoint, e.g. <run dir>/checkpoints/last.ckpt")
     ckpt = Path(ckpt_path)
     if not ckpt.is_file():
         raise ConfigError(
