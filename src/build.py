@@ -20,6 +20,7 @@ from src.errors import ConfigError, UserError
 from src.models.protocol import DensityModel
 from src.models.standardized import standardized
 from src.utils.instantiate import build
+from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
 from src.utils.settings import check_settings
 
 
@@ -44,9 +45,24 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.Ligh
     model = standardized(model, getattr(datamodule, "standardization", None))
     fit_class = _fit_class(cfg)
     check_pairing(cfg, model, fit_class, datamodule)
+    check_memory(cfg, model, datamodule)
     fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))
     fit.prepare(datamodule.train_x, resuming=bool(cfg.get("ckpt_path")))
     return fit
+
+
+def check_memory(cfg: DictConfig, model: nn.Module, datamodule: pl.LightningDataModule) -> None:
+    """Evaluate in chunks the model's size allows; refuse a training batch that cannot fit."""
+    per_point = bytes_per_point(model)
+    if hasattr(datamodule, "eval_batch_size"):
+        datamodule.eval_batch_size = eval_chunk(model, datamodule.eval_batch_size)
+    batch = getattr(datamodule, "batch_size", None) or len(datamodule.train_x)
+    if batch * per_point > machine_bytes() / 2:
+        raise UserError(
+            f"model={choice(cfg, 'model')} with a batch of {batch} points needs about "
+            f"{gib(batch * per_point)} per step, more than this machine's {gib(machine_bytes())} "
+            f"allows: use a smaller model or data.batch_size"
+        )
 
 
 def _fit_class(cfg: DictConfig) -> type:

@@ -31,6 +31,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.splits: dict[str, Tensor] = {}
         self.extras: dict[str, dict[str, Tensor]] = {split: {} for split in SPLITS}
         self.truth = None
+        self.eval_batch_size = EVAL_BATCH_SIZE  # the run assembly lowers it for a large model
         self._shards: dict[str, Batch] = {}
 
     @property
@@ -82,7 +83,7 @@ class TensorDataModule(pl.LightningDataModule):
         return self._batches("train", self.batch_size, True, epoch)
 
     def val_dataloader(self) -> TensorBatches:
-        return self._batches("val", EVAL_BATCH_SIZE, False)
+        return self._batches("val", self.eval_batch_size, False)
 
     def test_dataloader(self) -> TensorBatches:
-        return self._batches("test", EVAL_BATCH_SIZE, False)
+        return self._batches("test", self.eval_batch_size, False)
