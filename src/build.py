@@ -16,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.callbacks.run_guard import RunGuard
+from src.callbacks.threads import ThreadPolicy
 from src.errors import ConfigError, UserError
 from src.models.protocol import DensityModel
 from src.models.standardized import standardized
 from src.utils.instantiate import build
 from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
 from src.utils.settings import check_settings
+from src.utils.threads import available_cores, check_threads, sweep_workers
 
 
 def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -185,14 +187,27 @@ def _model_config(cfg: DictConfig) -> dict:
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     """Callbacks and loggers set to null (`callbacks.progress_bar=null`) are left out, and so
     are settings without a `_target_`: an experiment's tweaks of a callback not selected.
-    The run guard (non-finite check, checkpoint on Ctrl+C) is always on."""
+    The run guard (non-finite check, checkpoint on Ctrl+C) and the thread policy (`threads`,
+    src/utils/threads.py) are always on."""
+    threads = check_threads(cfg.get("threads", "auto"))
     callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
     callbacks.append(
         RunGuard(f"{cfg.paths.output_dir}/checkpoints", {MODEL_CONFIG: _model_config(cfg)})
     )
+    callbacks.append(ThreadPolicy(threads, sweep_workers(_launcher_jobs(cfg), available_cores())))
     loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
     return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def _launcher_jobs(cfg: DictConfig) -> object:
+    """`hydra.launcher.n_jobs` of a parallel sweep this job runs in (joblib), else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else cfg.get("hydra")
+    if hydra_cfg is None or str(hydra_cfg.get("mode")) != "RunMode.MULTIRUN":
+        return None
+    return OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None)
 
 
 def _selected(group: DictConfig | None) -> list[tuple[str, DictConfig]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
 
 from src.errors import ConfigError
@@ -17,19 +16,8 @@ from src.utils.checks import positive_int
 
 
 class SamplingStudy(pl.LightningModule):
-    # A study of a few tiny tensors per step sets this: there torch's intra-op threads only add
-    # synchronisation, ruinously on busy shared cores (gumbel_softmax_study's fit took 115 s
-    # with the default threads, 11 s with one, on 2 loaded cores). Restored after each stage.
-    single_thread: bool = False
-
-    def setup(self, stage: str) -> None:
-        if self.single_thread:
-            self._threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-
-    def teardown(self, stage: str) -> None:
-        if self.single_thread:
-            torch.set_num_threads(self._threads)
+    # torch threads: chosen for every run by the thread policy (src/utils/threads.py); a
+    # study's few tiny tensors per step get one thread.
 
     def log_now(self, metrics: Mapping[str, Tensor | float]) -> None:
         """Write to every logger at the current step (rank zero; converts to float, so call it

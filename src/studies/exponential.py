@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 
 class ExponentialReparamStudy(SamplingStudy):
-    single_thread = True  # two scalar rates: threads only cost
-
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],

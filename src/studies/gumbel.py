@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 
 class GumbelSoftmaxStudy(SamplingStudy):
-    single_thread = True  # ten rows of five logits: threads only cost
-
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],

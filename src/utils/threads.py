@@ -1,0 +1,48 @@
+"""How many torch threads a run uses (`threads=auto` or an integer).
+
+These models are tiny: a step of a few thousand numbers on several threads spends its time
+waiting on the other threads, and ruinously so when another process keeps a core busy (a
+1-second fit took 3–10 s). `auto` gives a run one thread unless its work per step (points per
+step × parameters) is large enough for more threads to pay, which benchmarks/threads.py
+measures; then it gets its share of the cores: all of them, or cores ÷ workers in a parallel
+sweep (joblib's `n_jobs`), cores ÷ ranks under DDP.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from src.errors import ConfigError
+
+# Points per step × parameters above which every core pays (benchmarks/threads.py: below it a
+# step on 2 threads is slower than on one, or no faster, even with the cores idle).
+WORK_THRESHOLD = 2e7
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(value: Any) -> str | int:
+    """`threads`: 'auto' or an integer >= 1."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ConfigError("threads", value, "'auto' or an integer >= 1 (torch threads per process)")
+
+
+def threads_for(work: float, cores: int, n_jobs: int = 1, world_size: int = 1) -> int:
+    """Threads for one process: 1 for small work, else its share of the cores."""
+    if work < WORK_THRESHOLD:
+        return 1
+    return max(1, cores // max(1, n_jobs * world_size))
+
+
+def sweep_workers(n_jobs: Any, cores: int) -> int:
+    """Processes a joblib sweep runs at once: joblib's n_jobs (-1: all cores, -2: all but one)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
