@@ -18,6 +18,9 @@ from omegaconf import DictConfig
 from src.errors import ConfigError, RunInterrupted, UserError
 from src.utils.cli import hydra_entry, run_cli
 from src.utils.runs import continued_config, run_identity
+from src.utils.timing import mark
+
+mark("interpreter")  # the interpreter, Hydra and OmegaConf are loaded
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
@@ -37,16 +40,19 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     from src.utils.hparams import flat_hparams, log_hparams
     from src.utils.metrics import as_floats, print_metrics, write_metrics
 
+    mark("imports")
     quiet_known_noise()
     cfg = continued_config(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise ConfigError("seed", cfg.seed, "an integer in [0, 2³²)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
+    mark("data")
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
     if cfg.get("ckpt_path"):
         load_weights(module, cfg.ckpt_path, cfg)  # refuses another model's checkpoint in one line
+    mark("model")
 
     start = time.perf_counter()
     with stopped_cleanly(trainer, cfg):
@@ -54,9 +60,11 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
             module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
         )
     fit_seconds = time.perf_counter() - start
+    mark("fit")
     fit_metrics = dict(trainer.callback_metrics)
     with stopped_cleanly(trainer, cfg):
         trainer.test(module, datamodule=datamodule, verbose=False)
+    mark("test")
 
     metrics = as_floats(fit_metrics | trainer.callback_metrics | {"fit_seconds": fit_seconds})
     broken = [
@@ -70,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if trainer.is_global_zero:
         print_metrics(metrics, cfg.paths.output_dir)  # shown first: a failed write loses nothing
         write_metrics(cfg.paths.output_dir, labels | metrics)
+    mark("writes")
     if broken:
         raise UserError(
             f"the run failed: its final {broken[0]} is {metrics[broken[0]]} (status failed in "
@@ -104,6 +113,7 @@ def main(cfg: DictConfig) -> Any:
     sweep (-m) a failed job is recorded and the others go on (src/sweeps/job.py)."""
     from src.sweeps.job import in_multirun, run_sweep_job
 
+    mark("config")
     if in_multirun():
         return run_sweep_job(train, cfg)
     metrics = run_cli(train, cfg)

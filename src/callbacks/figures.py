@@ -1,4 +1,8 @@
-"""Draws the model against its data into TensorBoard during validation and at test."""
+"""Draws the model against its data into TensorBoard during validation and at test.
+
+Matplotlib (and the plotters) are imported at the first drawing, not with the callback: a run
+pays for them only when a figure is due, after its first training steps.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from src.plots import plotter
 from src.utils.checks import positive_int
+from src.utils.timing import timed
 
 
 class FigureCallback(pl.Callback):
-    """Every `every_n_epochs` validation epochs (and the last one) and once at test."""
+    """After every `every_n_epochs` validation epochs (epochs n − 1, 2n − 1, ...), after the
+    last one and once at test. Never at epoch 0: a figure of the initial model says little and
+    would hold up the first steps."""
 
     def __init__(self, every_n_epochs: int = 50) -> None:
         self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
@@ -19,7 +25,7 @@ class FigureCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0) or trainer.should_stop  # early stop too
-        if not trainer.sanity_checking and (epoch % self.every_n_epochs == 0 or last):
+        if not trainer.sanity_checking and ((epoch + 1) % self.every_n_epochs == 0 or last):
             self._draw(trainer, module, "fit")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -30,13 +36,16 @@ class FigureCallback(pl.Callback):
         tensorboard = next(
             (lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None
         )
-        datamodule = trainer.datamodule
-        model = getattr(module, "model", module)
         if tensorboard is None:
             return
-        draw = plotter(datamodule.support, len(datamodule.event_shape), stage)
-        figures = draw(model, datamodule) if draw is not None else {}
-        if hasattr(module, "figures"):  # a fit's own figures, e.g. its objective per update
-            figures |= module.figures()
-        for tag, figure in figures.items():
-            tensorboard.experiment.add_figure(f"{stage}/{tag}", figure, trainer.global_step)
+        with timed("figures"):
+            from src.plots import plotter
+
+            datamodule = trainer.datamodule
+            model = getattr(module, "model", module)
+            draw = plotter(datamodule.support, len(datamodule.event_shape), stage)
+            figures = draw(model, datamodule) if draw is not None else {}
+            if hasattr(module, "figures"):  # a fit's own figures, e.g. its objective per update
+                figures |= module.figures()
+            for tag, figure in figures.items():
+                tensorboard.experiment.add_figure(f"{stage}/{tag}", figure, trainer.global_step)

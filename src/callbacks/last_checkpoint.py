@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from src.utils.timing import timed
+
 
 class LastCheckpoint(pl.Callback):
     def __init__(self, dirpath: str | Path) -> None:
@@ -23,8 +25,9 @@ class LastCheckpoint(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
-        partial = self.path.with_name(".last.ckpt.partial")
-        trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(partial, self.path)
-        trainer.strategy.barrier("last_checkpoint")
+        with timed("checkpoints"):
+            partial = self.path.with_name(".last.ckpt.partial")
+            trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(partial, self.path)
+            trainer.strategy.barrier("last_checkpoint")
