@@ -15,6 +15,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from src.callbacks.lean import skip_no_op_hooks
 from src.callbacks.run_guard import RunGuard
 from src.callbacks.threads import ThreadPolicy
 from src.errors import ConfigError, UserError
@@ -197,7 +198,9 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks.append(ThreadPolicy(threads, sweep_workers(_launcher_jobs(cfg), available_cores())))
     loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
-    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    skip_no_op_hooks(trainer.callbacks)  # with those Lightning added (a default progress bar)
+    return trainer
 
 
 def _launcher_jobs(cfg: DictConfig) -> object:

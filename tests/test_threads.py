@@ -70,3 +70,22 @@ def test_an_integer_is_used_as_given(make_cfg, monkeypatch):
     monkeypatch.setattr(ThreadPolicy, "setup", spy)
     train(make_cfg("debug=fast", "threads=2"))
     assert seen and set(seen) == {2}
+
+
+def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):
+    from pytorch_lightning.callbacks import Timer
+
+    from src.build import build_trainer
+    from src.callbacks.lean import PER_STEP_HOOKS
+    from src.callbacks.run_guard import RunGuard
+
+    trainer = build_trainer(make_cfg())
+    called = {
+        type(c).__name__: {h for h in PER_STEP_HOOKS if callable(getattr(c, h))}
+        for c in trainer.callbacks
+    }
+    assert called["RunGuard"] == {"on_train_batch_end", "on_before_optimizer_step"}
+    assert called["LastCheckpoint"] == called["FigureCallback"] == called["ThreadPolicy"] == set()
+    assert "on_train_batch_end" not in called["Timer"]  # no duration: nothing to check
+    assert callable(Timer(duration="00:00:01:00").on_train_batch_end)
+    assert callable(RunGuard("unused").on_train_batch_end)
