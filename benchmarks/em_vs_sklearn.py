@@ -1,10 +1,14 @@
-"""EM per-iteration time and final log-likelihood: densitylab vs scikit-learn's GaussianMixture.
+"""EM per-iteration time and final log-likelihood: densitylab vs two anchors, scikit-learn's
+GaussianMixture and pomegranate's GeneralMixtureModel (the PyTorch mixture library).
 
 Same data (8 Gaussians on a ring, D = 2, float64), same initial parameters (our k-means++
-initialisation handed to scikit-learn as weights_init/means_init/precisions_init), full
-covariances, the same number of iterations (tol = 0). scikit-learn's time per iteration is
-(T(m iterations) − T(1 iteration)) / (m − 1), which removes its set-up cost; every time is
-the best of three runs.
+initialisation handed to scikit-learn as weights_init/means_init/precisions_init and to
+pomegranate as its components' means, covariances and priors), full covariances, the same
+number of iterations (tol = 0; pomegranate's tol = −inf, as its check is `improvement < tol`).
+An anchor's time per iteration is (T(m iterations) − T(1 iteration)) / (m − 1), which removes
+its set-up cost; every time is the best of three runs. pomegranate adds no reg_covar to the
+covariances (1e-6 here): its log-likelihood may differ in the last digits. pomegranate is in
+the `bench` extra (`pip install -e .[bench]`); without it its columns are left empty.
 
     .venv/bin/python benchmarks/em_vs_sklearn.py [--sizes 10000 100000 1000000] [--device cuda]
 """
@@ -12,6 +16,7 @@ the best of three runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 import warnings
 
@@ -45,6 +50,31 @@ def sklearn_fit(x: np.ndarray, init: dict, iterations: int) -> tuple[float, SkGa
             sk.fit(x)
         times.append(time.perf_counter() - start)
     return min(times), sk
+
+
+def pomegranate_fit(x: torch.Tensor, init: dict, iterations: int) -> tuple[float, float]:
+    """Best of three fits' wall time and the mean log-likelihood after the last one."""
+    from pomegranate.distributions import Normal
+    from pomegranate.gmm import GeneralMixtureModel
+
+    covs = np.linalg.inv(init["precisions_init"])
+    times = []
+    for _ in range(3):
+        components = [
+            Normal(torch.tensor(m), torch.tensor(c), covariance_type="full")
+            for m, c in zip(init["means_init"], covs, strict=True)
+        ]
+        model = GeneralMixtureModel(
+            components,
+            priors=torch.tensor(init["weights_init"]),
+            max_iter=iterations,
+            tol=float("-inf"),
+        )
+        start = time.perf_counter()
+        model.fit(x)
+        times.append(time.perf_counter() - start)
+    with torch.no_grad():
+        return min(times), float(model.log_probability(x).mean())
 
 
 def ours(x: torch.Tensor, start: dict, iterations: int) -> tuple[float, float]:
@@ -85,9 +115,18 @@ def run(n: int, iterations: int, device: str) -> None:
     sk_per_iter = (t_all - t_one) / (iterations - 1)
     our_per_iter, our_ll = ours(x.to(device), start, iterations)
     sk_ll = sk.score(x_np)
+    pg = "| — | — | — "
+    if importlib.util.find_spec("pomegranate") is not None and device == "cpu":
+        pg_one, _ = pomegranate_fit(x, init, 1)
+        pg_all, pg_ll = pomegranate_fit(x, init, iterations)
+        pg_per_iter = (pg_all - pg_one) / (iterations - 1)
+        pg = (
+            f"| {1e3 * pg_per_iter:>10.2f} | {our_per_iter / pg_per_iter:>6.3f} "
+            f"| {pg_ll - sk_ll:+.1e} "
+        )
     print(
         f"| {n:>9,} | {iterations:>5} | {1e3 * sk_per_iter:>10.2f} | {1e3 * our_per_iter:>10.2f} | "
-        f"{our_per_iter / sk_per_iter:>6.3f} | {sk_ll:.9f} | {our_ll - sk_ll:+.1e} |",
+        f"{our_per_iter / sk_per_iter:>6.3f} | {sk_ll:.9f} | {our_ll - sk_ll:+.1e} {pg}|",
         flush=True,
     )
 
@@ -100,9 +139,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(
-        "| N | iters | sklearn ms/iter | ours ms/iter | ratio | sklearn mean LL | ours − sklearn |"
+        "| N | iters | sklearn ms/iter | ours ms/iter | ours/sklearn | sklearn mean LL "
+        "| ours − sklearn | pomegranate ms/iter | ours/pomegranate | pomegranate − sklearn |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         run(n, args.iterations, args.device)
 

@@ -2,11 +2,12 @@
 
 Both run as users run them, each a process timed from start to exit: the framework as
 `python -m src.train experiment=seed003_flow1d trainer.max_epochs=E` with its default
-callbacks, logger and thread policy; the anchor as `python benchmarks/plain_loop.py --epochs E`
-(Dataset + DataLoader, batch 128, Adam 5e-3, one thread). The steady-state cost per epoch is
-(T(150 epochs) − T(50 epochs)) / 100, which removes start-up, data and test from both; each T
-is the median of `--repeats` runs, the two programs run alternately. Then the time to quality
-of `experiment=flow1d_fast` (its own fit_seconds) against the anchor's 500 epochs.
+callbacks, logger and thread policy; the anchor as
+`python benchmarks/anchors/flow1d_plain_loop.py --epochs E` (Dataset + DataLoader, batch 128,
+Adam 5e-3, one thread). The steady-state cost per epoch is (T(150 epochs) − T(50 epochs)) / 100,
+which removes start-up, data and test from both; each T is the median of `--repeats` runs, the
+programs run alternately. Then the time to quality of `experiment=flow1d_fast` (its own
+fit_seconds) against the anchor's 500 epochs.
 
     python benchmarks/flow1d_vs_plain_loop.py [--epochs 50 150] [--repeats 3] [--bare]
 """
@@ -59,7 +60,9 @@ def framework(epochs: int, out: Path, *extra: str) -> tuple[float, dict]:
 
 def plain(epochs: int) -> tuple[float, float, int]:
     """Seconds, KL gap and steps per epoch of the notes' loop."""
-    seconds, out = timed([sys.executable, "benchmarks/plain_loop.py", f"--epochs={epochs}"])
+    seconds, out = timed(
+        [sys.executable, "benchmarks/anchors/flow1d_plain_loop.py", f"--epochs={epochs}"]
+    )
     printed = dict(line.split() for line in out.splitlines())
     return seconds, float(printed["kl_gap"]), int(printed["steps_per_epoch"])
 

@@ -7,7 +7,7 @@ epoch, on one thread; the data are the framework's (`experiment=seed003_flow1d`:
 and 1 000 validation points from the notes' generator). Prints `kl_gap <value>` on the
 framework's test set.
 
-    python benchmarks/plain_loop.py [--epochs 500]
+    python benchmarks/anchors/flow1d_plain_loop.py [--epochs 500]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from src.data.seed003 import Seed003DataModule
 
