@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024, 8192, 65536])
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per measurement")
     parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
+    parser.add_argument("--models", nargs="+", help="only these (names as printed)")
     args = parser.parse_args()
     cores = available_cores()
     busy = None
@@ -102,6 +103,8 @@ def main() -> None:
         print(f"| model | params | batch | work | ms, 1 thread | {many} | ratio | auto |")
         print("|---|---|---|---|---|---|---|---|")
         for name, (make, sample) in models().items():
+            if args.models and name not in args.models:
+                continue
             params = sum(p.numel() for p in make().parameters())
             for batch in args.batches:
                 one = step_time(make, sample, batch, 1, args.budget)
