@@ -13,6 +13,7 @@ from src.utils.threads import WORK_THRESHOLD, check_threads, sweep_workers, thre
     ("work", "cores", "n_jobs", "world_size", "expected"),
     [
         (128 * 15, 2, 1, 1, 1),  # flow1d, batches of 128: one thread
+        (2**20 * 72, 2, 1, 1, 1),  # EM at N = 10⁶: one thread (measured)
         (20_000 * 15, 2, 1, 1, 1),  # flow1d_fast, full batch of 20 000
         (WORK_THRESHOLD - 1, 16, 1, 1, 1),
         (WORK_THRESHOLD, 2, 1, 1, 2),  # large work: every core

@@ -15,9 +15,12 @@ from typing import Any
 
 from src.errors import ConfigError
 
-# Points per step × parameters above which every core pays (benchmarks/threads.py: below it a
-# step on 2 threads is slower than on one, or no faster, even with the cores idle).
-WORK_THRESHOLD = 2e7
+# Points per step × parameters from which every core pays. Measured (benchmarks/threads.py,
+# 2 shared cores, load average 2–7 from other jobs): a step on 2 threads was slower than on one
+# at every size tried, flow1d to RealNVP and EM at N = 10⁶, up to 3.9e10 (RealNVP, batch 2²⁰:
+# 1.09x); the ratio falls with the work (RealNVP 23.8x at 3e8, 5.7x at 2.4e9, 1.8x at 9.7e9)
+# and would reach 1 near 1e11. Below that, one thread.
+WORK_THRESHOLD = 1e11
 
 
 def available_cores() -> int:
