@@ -90,3 +90,16 @@ def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):
     assert "on_train_batch_end" not in called["Timer"]  # no duration: nothing to check
     assert callable(Timer(duration="00:00:01:00").on_train_batch_end)
     assert callable(RunGuard("unused").on_train_batch_end)
+
+
+def test_a_joblib_sweep_job_reads_its_workers(make_cfg):
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from src.build import _launcher_jobs
+
+    cfg = make_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert _launcher_jobs(cfg) is None  # a single run: no sweep
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    assert _launcher_jobs(cfg) == 2
