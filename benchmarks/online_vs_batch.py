@@ -7,7 +7,8 @@ Two problems, N = `--n` training points each, fitted through the project's confi
 Lightning as `python -m src.train` runs them (one restart each, the same seeded start):
 1. `data=mog2d model=gmm`: `fit=em` (one full E+M step per pass) against `fit=online_em`
    (an M-step after each mini-batch of `--batch`);
-2. synthetic earthquakes (`experiment=earthquake_cavi`): `fit=cavi` against `fit=svi`.
+2. synthetic earthquakes (`experiment=earthquake_cavi data.n_components=8 data.rho=400`):
+   `fit=cavi` against `fit=svi`.
 After every batch-fit update, and every `--every` online updates, the test split's NLL is
 evaluated (the evaluation's time is left out of the seconds). The script prints each curve
 (passes, seconds, test NLL, KL gap), then for each fit the passes and seconds it takes to
@@ -103,15 +104,18 @@ def main() -> None:
     torch.set_num_threads(1)
     data = [f"data.n_train={args.n}", "data.n_val=1000", "data.n_test=20000", "seed=0"]
     online = [f"data.batch_size={args.batch}", f"fit.max_iter={args.passes}", "fit.tol=1e-12"]
+    # K = 8 means drawn with ρ = 400 (spread 20): separable (CAVI's ARI ≈ 0.98), and not
+    # already fitted by the initialisation, as the default K = 4 is at N = 10⁵
+    quakes = [*data, "data.n_components=8", "data.rho=400"]
     problems = {
         "mog2d (GMM, K=8)": (
             ["model=gmm", "data=mog2d", *data, "fit=em", "fit.tol=1e-8", "fit.max_iter=500"],
             ["model=gmm", "data=mog2d", *data, "fit=online_em", *online],
             ("EM", "online EM"),
         ),
-        "earthquakes (K=4)": (
-            ["experiment=earthquake_cavi", *data, "fit=cavi", "fit.n_init=1", "fit.max_iter=500"],
-            ["experiment=earthquake_cavi", *data, "fit=svi", "fit.n_init=1", *online],
+        "earthquakes (K=8)": (
+            ["experiment=earthquake_cavi", *quakes, "fit=cavi", "fit.n_init=1", "fit.max_iter=500"],
+            ["experiment=earthquake_cavi", *quakes, "fit=svi", "fit.n_init=1", *online],
             ("CAVI", "SVI"),
         ),
     }
@@ -151,10 +155,10 @@ def main() -> None:
         target = curves[names[0]][-1][3] + args.within[0]
         for col, (index, label) in enumerate(((0, "passes over the data"), (1, "seconds"))):
             ax = axes[row, col]
-            for name, points in curves.items():
+            for name, points in curves.items():  # a gap ≤ 1e-5 (or negative) is drawn at 1e-5
                 ax.plot([p[index] for p in points], [max(p[3], 1e-5) for p in points], label=name)
             ax.axhline(
-                target, color="grey", linestyle=":", label=f"{names[0]} final + {args.within}"
+                target, color="grey", linestyle=":", label=f"{names[0]} final + {args.within[0]}"
             )
             ax.set(xlabel=label, ylabel="test KL gap (nats)", yscale="log", title=title)
             ax.legend()
