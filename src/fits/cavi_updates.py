@@ -126,3 +126,32 @@ def initial_posterior(f: Tensor, centres: Tensor, prior: Prior) -> Posterior:
     seeded = Posterior(m=centres.to(f.dtype), s=0 * ones, a=ones, b=ones)
     t = statistics(f, update_assignments(f, seeded, prior))
     return update_rates(t, prior, update_locations(t, prior, seeded))
+
+
+# Natural parameters (stochastic variational inference, src/fits/svi.py) ----------------------
+# q(μ_k) = N(m_k, s_k I₂) has natural parameters (m_k/s_k, −1/(2 s_k)); q(λ_k) = Gamma(a_k, b_k)
+# has (a_k − 1, −b_k). The coordinates used here, η = (1/s, m/s, a, b), are a fixed affine image
+# of those, which preserves the convex combinations an SVI step takes.
+NATURAL = ("precision", "precision_mean", "a", "b")
+
+
+def natural_parameters(q: Posterior) -> dict[str, Tensor]:
+    """η(q) = (1/s_k, m_k/s_k, a_k, b_k)."""
+    return {"precision": 1.0 / q.s, "precision_mean": q.m / q.s[..., None], "a": q.a, "b": q.b}
+
+
+def natural_optimum(t: Tensor, prior: Prior) -> dict[str, Tensor]:
+    """η of the optimal q(μ), q(λ) given T (the CAVI updates, written in η): prior + T terms."""
+    return {
+        "precision": 1.0 / prior.rho + t[..., 3] / prior.tau,
+        "precision_mean": prior.nu / prior.rho + t[..., :2] / prior.tau,
+        "a": prior.alpha + t[..., 2],
+        "b": prior.beta + t[..., 3],
+    }
+
+
+def from_natural(eta: dict[str, Tensor], q: Posterior) -> Posterior:
+    """q from η, in the same operations as `update_locations`/`update_rates` (so q from
+    `natural_optimum(t)` is theirs bit for bit)."""
+    s = 1.0 / eta["precision"]
+    return q._replace(m=s[..., None] * eta["precision_mean"], s=s, a=eta["a"], b=eta["b"])

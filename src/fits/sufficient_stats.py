@@ -143,7 +143,11 @@ class SufficientStatsFit(DensityFit):
         return {k: p.view_as(v) for (k, v), p in zip(stats.items(), parts)}
 
     def _update(self, stats: dict[str, Tensor]) -> None:
-        objective = float(self.update({k: v.to(self.compute_dtype) for k, v in stats.items()}))
+        self._record(float(self.update({k: v.to(self.compute_dtype) for k, v in stats.items()})))
+
+    def _record(self, objective: float) -> None:
+        """Count one iteration of the running restart at `objective` (per point): trace, log,
+        convergence, and the end of the restart (online fits call it once per pass)."""
         state = self.state
         previous = state["objective"]
         state["objective"], state["iteration"] = objective, state["iteration"] + 1
