@@ -193,7 +193,8 @@ def _split(
 ) -> dict[str, Tensor]:
     """Seeded random train/val/test split of the events (x, y, S)."""
     fractions = [
-        positive(k, v) for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+        positive(k, v)
+        for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
     ]
     if sum(fractions) >= 1:
         raise ConfigError("test_fraction", test_fraction, "val_fraction + test_fraction < 1")
@@ -224,9 +225,7 @@ def load_catalogue(
         reader = csv.reader(handle)
         header = [h.strip().lower() for h in next(reader, [])]
         if not set(names) <= set(header):
-            raise UserError(
-                f"{file}, line 1: header {header} lacks the columns {', '.join(names)}"
-            )
+            raise UserError(f"{file}, line 1: header {header} lacks the columns {', '.join(names)}")
         cols = [header.index(c) for c in names]
         xs, ss = [], []
         for row in reader:

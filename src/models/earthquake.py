@@ -1,9 +1,10 @@
 """The Bayesian earthquake mixture as a density model (pure torch, no Lightning).
 
-Model (π, τ, ν, ρ, α, β given, or π and τ learned by the fit): Z_n ~ Cat(π), X_n | Z_n=k ~ N(μ_k, τI₂), S_n | Z_n=k ~
-Poisson(λ_k), μ_k ~ N(ν, ρI₂), λ_k ~ Gamma(α, β) (rate β). Its state is a mean-field
-posterior q(μ_k) = N(m_k, s_k I₂), q(λ_k) = Gamma(a_k, b_k), fitted by `fit=cavi`
-(src/fits/cavi_updates.py derives the updates); `log_prob` is the posterior predictive.
+Model (π, τ, ν, ρ, α, β given; π and τ may be learned by the fit): Z_n ~ Cat(π),
+X_n | Z_n=k ~ N(μ_k, τI₂), S_n | Z_n=k ~ Poisson(λ_k), μ_k ~ N(ν, ρI₂), λ_k ~ Gamma(α, β)
+(rate β). Its state is a mean-field posterior q(μ_k) = N(m_k, s_k I₂), q(λ_k) = Gamma(a_k, b_k),
+fitted by `fit=cavi` (src/fits/cavi_updates.py derives the updates); `log_prob` is the
+posterior predictive.
 
 The expected log joint of event n in component k is one product F_n · W_k + c_n with
 F_n = (X_n, S_n, 1) and c_n = −|X_n|²/2τ − log S_n! (free of k):
