@@ -36,6 +36,12 @@ class Standardize(nn.Module):
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("log_scale", torch.zeros(dim))
 
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        """m and σ of the data, per coordinate (σ at least 1e-6)."""
+        self.shift.copy_(x.mean(0))
+        self.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = (x - self.shift) * (-self.log_scale).exp()
         return y, (-self.log_scale.sum()).expand(len(x))
@@ -133,12 +139,9 @@ class RealNVP(nn.Module):
                     self.transforms.append(Permutation(perm))
             self.transforms.append(AffineCoupling(mask, hidden, n_hidden, bound))
 
-    @torch.no_grad()
     def init_from_data(self, x: Tensor) -> None:
         """Standardise the data first, so any location and scale trains alike."""
-        standardize = self.transforms[0]
-        standardize.shift.copy_(x.mean(0))
-        standardize.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
+        self.transforms[0].fit(x)
 
     def base(self) -> Independent:
         zero = self.transforms[0].shift
