@@ -11,6 +11,7 @@ Gaussians are `truths_2d.gaussian_mixture`. The curves (spirals, Swiss roll) are
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -25,7 +26,7 @@ _F64 = torch.float64
 class Toy2d(Distribution):
     """A float64 distribution on ℝ²; `log_prob` takes any float dtype and answers in float64."""
 
-    arg_constraints: dict = {}  # noqa: RUF012  (torch's own class attribute)
+    arg_constraints: ClassVar[dict] = {}  # no parameters for torch to validate
     support = constraints.independent(constraints.real, 1)
 
     def __init__(self) -> None:
