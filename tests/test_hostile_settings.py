@@ -81,7 +81,9 @@ def test_hostile_values_run_or_stop_in_one_line_naming_the_setting(group, option
     failures = []
     for value in HOSTILE:
         overrides = [*choice, *PARTNERS.get((group, option), ()), f"{key}={value}", "debug=fast"]
-        cfg = compose_config(*overrides, output_dir=tmp_path / value.replace("/", "_"))
+        run_dir = tmp_path / value
+        run_dir.mkdir()
+        cfg = compose_config(*overrides, output_dir=run_dir)
         try:
             metrics = train(cfg)
         except UserError as error:
