@@ -6,6 +6,7 @@ Lightning are imported inside `train`, so `--help`, `--cfg job` and config error
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from omegaconf import DictConfig
 from src.errors import ConfigError, RunInterrupted, UserError
 from src.utils.cli import hydra_entry, run_cli
 from src.utils.runs import continued_config, run_identity
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
@@ -42,6 +45,17 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise ConfigError("seed", cfg.seed, "an integer in [0, 2³²)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    identity = run_identity(cfg, None)
+    log.info(
+        "run %s, seed %s, in %s",
+        " ".join(
+            f"{k}={identity[k]}"
+            for k in ("model", "data", "fit", "study", "experiment")
+            if k in identity
+        ),
+        cfg.seed,
+        cfg.paths.output_dir,
+    )
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
@@ -67,6 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
     log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
+    log.info("status %s; final metrics %s", labels["status"], metrics)
     if trainer.is_global_zero:
         print_metrics(metrics, cfg.paths.output_dir)  # shown first: a failed write loses nothing
         write_metrics(cfg.paths.output_dir, labels | metrics)

@@ -107,7 +107,7 @@ def trained_model(run_dir: Path):
     return model.eval()
 
 
-def run_identity(cfg: DictConfig, trainer) -> dict:
+def run_identity(cfg: DictConfig, trainer=None) -> dict:
     """What metrics.json says it measured: the choice of each config group, the seed, the
     settings typed on the command line (a sweep's swept keys among them), the git commit and
     the checkpoint whose weights the test metrics come from (the state after the last epoch)."""
@@ -119,10 +119,14 @@ def run_identity(cfg: DictConfig, trainer) -> dict:
         choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
         overrides = OmegaConf.select(cfg, "hydra.overrides.task") or []
     names = {g: choices.get(g) for g in ("model", "data", "fit", "study", "experiment")}
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return {k: v for k, v in names.items() if v is not None} | {
+    identity = {k: v for k, v in names.items() if v is not None} | {
         "seed": cfg.seed,
         "overrides": dict((*o.split("=", 1), None)[:2] for o in overrides),
+    }
+    if trainer is None:  # before the run: its choices only
+        return identity
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return identity | {
         "git_commit": git_commit(),
         "checkpoint": str(last) if last.is_file() else None,
         "epochs": trainer.current_epoch,
