@@ -52,12 +52,15 @@ def command_overrides(cfg: DictConfig) -> list[str]:
 
 def hydra_run_dir(resume: str | None, fresh: str) -> str:
     """Hydra's run dir: a fresh one, or inside the run being resumed, so nothing of it is
-    overwritten (this command's own config and log go to `<run>/resumed/<timestamp>`)."""
+    overwritten (this command's own config and log go to `<run>/resumed/<timestamp>`). Hydra
+    resolves the run dir more than once per command; the timestamp is this command's start, so
+    every resolution names the same directory."""
     if not resume:
         return fresh
-    return str(Path(resume) / "resumed" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f"))
+    return str(Path(resume) / "resumed" / _COMMAND_STARTED)
 
 
+_COMMAND_STARTED = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 OmegaConf.register_new_resolver("hydra_run_dir", hydra_run_dir, replace=True)
 
 
