@@ -154,6 +154,15 @@ class GeoCatalogue(EarthquakeDataModule):
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
+        settings = {
+            "lat_column": lat_column,
+            "lon_column": lon_column,
+            "count_column": count_column,
+        }
+        header = _header(path)
+        for key, name in settings.items():
+            if not isinstance(name, str) or name.strip().lower() not in header:
+                raise ConfigError(key, name, f"a column of {path}'s header: {', '.join(header)}")
         columns = {lat_column: _latitude, lon_column: _coordinate, count_column: _count}
         if len(columns) < 3:
             raise ConfigError("count_column", count_column, "three different column names")
@@ -242,6 +251,12 @@ def load_catalogue(
     if not xs:
         raise UserError(f"{file}: no events")
     return torch.tensor(xs, dtype=torch.float64), torch.tensor(ss, dtype=torch.long)
+
+
+def _header(path: str | Path) -> list[str]:
+    """The CSV file's column names, lower case (the loader compares them so)."""
+    with _resolve(Path(path)).open(newline="") as handle:
+        return [h.strip().lower() for h in next(csv.reader(handle), [])]
 
 
 def _resolve(path: Path) -> Path:

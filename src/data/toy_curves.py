@@ -66,7 +66,9 @@ class BlurredCurve(Toy2d):
         self.points, self.log_weights = self.rule(NODES_PER_PANEL, ratio)
         if len(self.points) > MAX_NODES:
             smallest = self.noise * len(self.points) / MAX_NODES
-            raise ConfigError("noise", noise, f"a number >= {smallest:.3g} for this curve")
+            raise ConfigError(
+                "noise", noise, f"a number >= {smallest:.3g} for this curve (or fewer turns)"
+            )
 
     def curve(self, t: Tensor) -> Tensor:
         raise NotImplementedError
