@@ -207,6 +207,8 @@ def test_optuna_study_survives_a_failed_trial_and_resumes(in_process, tmp_path):
     # Hydra numbers each command's jobs from 0; Optuna numbers the study's trials
     assert [(r["job"], r["trial"]) for r in rows] == [("0", "0"), ("0", "1")]
     assert all("optimizer.lr=" in r["overrides"] for r in rows)
+    # the resumed study's sampler continued its sequence: trial 1 is not trial 0 again
+    assert rows[0]["optimizer.lr"] != rows[1]["optimizer.lr"]
 
 
 @pytest.mark.slow

@@ -155,3 +155,33 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+
+
+SQLITE = "sqlite:///"
+
+
+def trials_so_far(storage: object, study_name: object) -> int:
+    """How many trials an Optuna study already holds in its SQLite storage (0 for a new study,
+    or a storage elsewhere than SQLite)."""
+    import sqlite3
+    from contextlib import closing
+
+    if not (isinstance(storage, str) and storage.startswith(SQLITE)):
+        return 0
+    uri = Path(storage[len(SQLITE) :]).resolve().as_uri() + "?mode=ro"
+    query = "SELECT COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ?"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            return db.execute(query, (str(study_name),)).fetchone()[0]
+    except sqlite3.Error:  # no database or no study yet
+        return 0
+
+
+def sampler_seed(seed: int, storage: object, study_name: object) -> int:
+    """A resumed study's sampler continues instead of restarting its sequence: seeded with the
+    run's seed plus the trials the study already has. (A sampler seeded alike on every command
+    proposed trial 0's parameters again, spending a whole trial on a duplicate.)"""
+    return int(seed) + trials_so_far(storage, study_name)
+
+
+OmegaConf.register_new_resolver("sampler_seed", sampler_seed, replace=True)
