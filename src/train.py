@@ -80,7 +80,9 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     labels |= getattr(module, "run_labels", {})  # text, e.g. an estimator's name
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
-    log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
+    chosen = {k: str(v) for k, v in identity.items() if k != "overrides"}  # first in HPARAMS
+    swept = {f"override/{k}": str(v) for k, v in identity["overrides"].items()}
+    log_hparams(trainer.loggers, chosen | swept | flat_hparams(cfg), metrics)
     log.info("status %s; final metrics %s", labels["status"], metrics)
     if trainer.is_global_zero:
         print_metrics(metrics, cfg.paths.output_dir)  # shown first: a failed write loses nothing
