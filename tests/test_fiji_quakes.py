@@ -84,7 +84,7 @@ def test_user_catalogue_columns_and_bad_rows_by_line(tmp_path):
         "latitude,longitude,nst\n-20,180,12\n-20,x,3\n": r"line 3: longitude='x' is invalid",
         "latitude,longitude,nst\n-20,180,1.5\n": r"line 2: nst='1.5' is invalid",
         "latitude,longitude,nst\n-20,180\n": r"line 2: 2 fields",
-        "lat,lon,n\n-20,180,1\n": r"line 1: header .* lacks the columns latitude",
+        "lat,lon,n\n-20,180,1\n": r"^lat_column='latitude' is invalid: .*header: lat, lon, n",
     }
     for text, message in bad.items():
         path.write_text(text)
