@@ -24,7 +24,7 @@ class LastCheckpoint(pl.Callback):
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
         partial = self.path.with_name(".last.ckpt.partial")
-        trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
+        trainer.save_checkpoint(partial, weights_only=False)  # every rank takes part; rank 0 writes
         if trainer.is_global_zero:
             os.replace(partial, self.path)
         trainer.strategy.barrier("last_checkpoint")
