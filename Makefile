@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install train test test-slow lint tensorboard bench clean
+.PHONY: help install train test test-slow lint tensorboard bench study clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ tensorboard: $(STAMP)  ## serve every run under outputs/
 
 bench: $(STAMP)  ## time the project against its anchors (benchmarks/)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+STUDY := outputs/toy2d_study/multiruns
+
+study: $(STAMP)  ## the 2-D toy study (gmm by EM, realnvp, nsf × 9 toys × 3 seeds), its table into the README
+	$(BIN)/python -m src.train experiment=toy2d_study
+	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme README.md
 
 clean:  ## remove outputs, caches and the virtual environment
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

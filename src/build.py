@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import warnings
+from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import get_class
@@ -96,10 +97,30 @@ def _optimizer_for(module_cfg: DictConfig, cfg: DictConfig) -> dict:
         return {}
     if "optimizer" not in parameters:
         return {}
+    check_settings(cfg.optimizer, get_class(cfg.optimizer._target_).__init__, "optimizer")
     extra = {"optimizer": build(cfg.optimizer, "optimizer")}
     if "scheduler" in parameters:
-        extra["scheduler"] = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+        extra["scheduler"] = _scheduler(cfg) if cfg.get("scheduler") else None
     return extra
+
+
+def _scheduler(cfg: DictConfig) -> Any:
+    """The scheduler factory, tried on a throwaway optimizer for a few epochs, so a setting the
+    scheduler rejects (or divides by, like T_max=0) fails before training, in one line."""
+    import torch
+
+    check_settings(cfg.scheduler, get_class(cfg.scheduler._target_).__init__, "scheduler")
+    factory = build(cfg.scheduler, "scheduler")
+    name = cfg.scheduler._target_.rsplit(".", 1)[-1]
+    try:
+        scheduler = factory(optimizer=torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1))
+        takes_metric = "metrics" in inspect.signature(scheduler.step).parameters
+        for _ in range(3):
+            scheduler.step(1.0) if takes_metric else scheduler.step()
+    except (ValueError, TypeError, ZeroDivisionError, AssertionError, ArithmeticError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"scheduler: {name} rejects its settings: {reason}") from None
+    return factory
 
 
 DENSITY_MODEL = "a module with log_prob(x), sample(n), support and event_shape"

@@ -76,6 +76,26 @@ def _cell(model: str, config: Config | None, metric: str) -> tuple[str, Path | N
     return title, run.run_dir, ""
 
 
+START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"
+
+
+def splice(readme: Path, comparison_md: Path) -> None:
+    """Put the comparison's headline table into a document, between its two markers, so the
+    document shows what the last study measured and nobody edits the numbers by hand."""
+    try:
+        text = readme.read_text()
+    except OSError as error:
+        raise UserError(f"--readme {readme}: {error.strerror}") from None
+    if START not in text or END not in text:
+        raise UserError(f"--readme {readme}: no {START} … {END} block to replace")
+    sections = comparison_md.read_text().split("\n## ")
+    table = next((s for s in sections if s.startswith("`test/kl_gap` by model")), sections[0])
+    body = "\n".join(table.splitlines()[1:]).strip()
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    readme.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m src.compare",
@@ -86,9 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="run, sweep or study directories (searched)")
     parser.add_argument("--out", help="where to write (default: the first directory)")
     parser.add_argument("--no-figure", action="store_true", help="the tables only")
+    parser.add_argument(
+        "--readme",
+        help="also replace the block between <!-- comparison:start --> and "
+        "<!-- comparison:end --> in this Markdown file by comparison.md's model × data table",
+    )
     args = parser.parse_args(argv)
     try:
         written = compare_dirs(args.dirs, args.out, figure=not args.no_figure)
+        if args.readme:
+            splice(Path(args.readme), written[1])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -6,6 +6,7 @@ Lightning are imported inside `train`, so `--help`, `--cfg job` and config error
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from src.utils.runs import continued_config, run_identity
 from src.utils.timing import mark
 
 mark("interpreter")  # the interpreter, Hydra and OmegaConf are loaded
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
@@ -46,6 +49,17 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise ConfigError("seed", cfg.seed, "an integer in [0, 2³²)")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    identity = run_identity(cfg, None)
+    log.info(
+        "run %s, seed %s, in %s",
+        " ".join(
+            f"{k}={identity[k]}"
+            for k in ("model", "data", "fit", "study", "experiment")
+            if k in identity
+        ),
+        cfg.seed,
+        cfg.paths.output_dir,
+    )
     datamodule = build_datamodule(cfg)
     mark("data")
     module = build_module(cfg, datamodule)
@@ -74,7 +88,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     labels |= getattr(module, "run_labels", {})  # text, e.g. an estimator's name
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
-    log_hparams(trainer.loggers, flat_hparams(cfg), metrics)
+    chosen = {k: str(v) for k, v in identity.items() if k != "overrides"}  # first in HPARAMS
+    swept = {f"override/{k}": str(v) for k, v in identity["overrides"].items()}
+    log_hparams(trainer.loggers, chosen | swept | flat_hparams(cfg), metrics)
+    log.info("status %s; final metrics %s", labels["status"], metrics)
     if trainer.is_global_zero:
         print_metrics(metrics, cfg.paths.output_dir)  # shown first: a failed write loses nothing
         write_metrics(cfg.paths.output_dir, labels | metrics)

@@ -38,3 +38,26 @@ def test_bad_setting_names_the_key_and_the_valid_range(override, named, valid, m
 def test_seed003_sizes_are_named_as_the_notes_name_them(make_cfg):
     with pytest.raises(ConfigError, match=r"^data\.num_train=0 "):
         train(make_cfg("data=seed003", "data.num_train=0"))
+
+
+LIBRARY_SETTINGS = [  # handed to Lightning, torch or numpy: checked against what they accept
+    ("seed=abc", "seed='abc' is invalid"),
+    ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 is invalid: expected an integer"),
+    ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0 is invalid"),
+    ("trainer.devices=abc", "trainer: cannot build"),
+    ("optimizer.weight_decay=inf", "optimizer.weight_decay=inf is invalid"),
+    ("scheduler=cosine scheduler.T_max=0", "scheduler: CosineAnnealingLR rejects its settings"),
+    ("scheduler=plateau scheduler.mode=2.5", "scheduler.mode=2.5 is invalid: expected one of"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "named"), LIBRARY_SETTINGS)
+def test_a_library_setting_is_refused_before_training_in_one_line(
+    overrides, named, make_cfg, tmp_path
+):
+    from src.errors import UserError
+
+    with pytest.raises(UserError) as error:
+        train(make_cfg(*overrides.split(), "optimizer=adamw"))
+    assert str(error.value).startswith(named) and "\n" not in str(error.value)
+    assert not (tmp_path / "checkpoints").exists()  # nothing ran

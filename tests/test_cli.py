@@ -27,6 +27,11 @@ def test_train_then_eval_reproduces_the_test_metrics(tmp_path):
         p.name for p in run_dir.iterdir()
     }
     assert str(run_dir) in trained.stdout
+    log = (run_dir / "train.log").read_text()  # the README's name for it
+    assert f"run model=flow1d data=mog1d fit=mle, seed 0, in {run_dir}" in log
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "status completed; final metrics" in log and repr(metrics["test/nll"]) in log
+    assert metrics["model"] == "flow1d" and metrics["fit"] == "mle" and metrics["seed"] == 0
     # callbacks=none writes no checkpoint: re-run with the default callbacks to get last.ckpt
     trained = cli("src.train", *short[:3], f"paths.log_dir={tmp_path / 'ckpt'}", cwd=tmp_path)
     run_dir = only_run_dir(tmp_path / "ckpt")

@@ -277,3 +277,20 @@ def test_figure_of_real_runs_draws_the_truth_and_each_model_and_survives_a_broke
     assert cells["realnvp"].images and cells["gmm model.n_components=8"].images
     (note,) = cells["gmm model.n_components=3"].texts
     assert note.get_text().startswith("cannot rebuild the model")
+
+
+def test_readme_block_is_replaced_by_the_models_by_data_table(study, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- comparison:start -->\nstale\n<!-- comparison:end -->\nrest\n")
+    assert (
+        main([str(study), "--out", str(tmp_path / "out"), "--no-figure", "--readme", str(readme)])
+        == 0
+    )
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- comparison:start -->\n") and text.endswith("-->\nrest\n")
+    assert "stale" not in text and "| model |" in text and "**" in text  # the bold best
+    readme.write_text("no markers\n")
+    assert (
+        main([str(study), "--out", str(tmp_path / "out"), "--no-figure", "--readme", str(readme)])
+        == 2
+    )

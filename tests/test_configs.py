@@ -66,4 +66,5 @@ def test_every_group_has_options():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_with_debug_fast(experiment, make_cfg):
     metrics = train(make_cfg(f"experiment={experiment}", "debug=fast"))
-    assert metrics and all(isinstance(v, (float, str)) for v in metrics.values())
+    assert metrics["status"] == "completed"
+    assert all(isinstance(v, (float, str, int, dict, type(None))) for v in metrics.values())

@@ -1,5 +1,6 @@
 """The CAVI updates (`src.fits.cavi_updates`), ELBO and posterior predictive, in float64."""
 
+import itertools
 import math
 
 import pytest
@@ -178,6 +179,124 @@ def test_batches_sum_to_the_full_sweep():
     q_batched, elbo_batched = cavi.global_update(t, entropy, constant, q, PRIOR)
     for a, b in zip((*q_full, elbo_full), (*q_batched, elbo_batched)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _sweep_to_hyper_step(seed: int = 1):
+    """r, q(μ), q(λ) after a few plain sweeps from a random state, with a prior whose π and τ
+    are far from their optimum (so the steps have something to do)."""
+    x, s = data()
+    f = eq.features(x, s)
+    _, q = random_state(len(x), seed=seed)
+    prior = PRIOR._replace(tau=torch.tensor(3.0, dtype=torch.float64))
+    for _ in range(3):
+        q, _ = cavi.sweep(f, eq.data_constant(x, s, prior), q, prior)
+    log_r = cavi.update_assignments(f, q, prior)
+    t = cavi.statistics(f, log_r)
+    q = cavi.update_rates(t, prior, cavi.update_locations(t, prior, q))
+    return x, s, log_r, t, q, prior
+
+
+def test_elbo_never_decreases_with_the_pi_and_tau_steps():
+    x, s = data()
+    f = eq.features(x, s)
+    log_r, q = random_state(len(x))
+    prior = PRIOR._replace(tau=torch.tensor(PRIOR.tau, dtype=torch.float64))
+    last = cavi.elbo(x, s, log_r, q, prior)
+    gains = {"pi": 0.0, "tau": 0.0}
+    for _ in range(30):
+        steps = []
+        log_r = cavi.update_assignments(f, q, prior)
+        steps.append(cavi.elbo(x, s, log_r, q, prior))
+        t = cavi.statistics(f, log_r)
+        q = cavi.update_rates(t, prior, cavi.update_locations(t, prior, q))
+        steps.append(cavi.elbo(x, s, log_r, q, prior))
+        prior = cavi.update_weights(t, prior)
+        steps.append(cavi.elbo(x, s, log_r, q, prior))
+        prior = cavi.update_tau(t, x.square().sum(), q, prior)
+        steps.append(cavi.elbo(x, s, log_r, q, prior))
+        for before, after in itertools.pairwise([last, *steps]):
+            assert after >= before - 1e-9 * abs(float(before))
+        gains["pi"] += float(steps[2] - steps[1])
+        gains["tau"] += float(steps[3] - steps[2])
+        last = steps[-1]
+    assert gains["pi"] > 1.0 and gains["tau"] > 1.0  # both steps moved the ELBO
+    # the empirical-Bayes fit of these data: π near the truth's (up to the components' order),
+    # τ near the truth's 0.5
+    assert sorted(prior.log_pi.exp().tolist()) == pytest.approx([0.2, 0.3, 0.5], abs=0.06)
+    assert float(prior.tau) == pytest.approx(PRIOR.tau, rel=0.15)
+
+
+def test_tau_step_is_a_stationary_point_of_the_elbo_by_finite_differences():
+    x, s, log_r, t, q, prior = _sweep_to_hyper_step()
+    tau = cavi.update_tau(t, x.square().sum(), q, prior).tau
+    assert abs(float(tau) - 3.0) > 0.5  # it moved
+
+    def at(value):
+        return float(cavi.elbo(x, s, log_r, q, prior._replace(tau=torch.as_tensor(value))))
+
+    best, h = at(tau), 1e-4 * float(tau)
+    assert at(tau - h) < best and at(tau + h) < best  # a maximum along τ
+    central = (at(tau + h) - at(tau - h)) / (2 * h)
+    curvature = (at(tau + h) - 2 * best + at(tau - h)) / h**2
+    assert abs(central) < 1e-6 * abs(curvature) * float(tau)  # derivative ≈ 0 on its scale
+    # and at the incoming τ the derivative is far from 0, so the check can fail
+    assert abs((at(3.0 + h) - at(3.0 - h)) / (2 * h)) > 1.0
+    # autograd through the tensor τ agrees
+    leaf = tau.clone().requires_grad_()
+    cavi.elbo(x, s, log_r, q, prior._replace(tau=leaf)).backward()
+    assert abs(float(leaf.grad)) < 1e-8
+
+
+def test_pi_step_is_a_stationary_point_on_the_simplex_by_finite_differences():
+    x, s, log_r, t, q, prior = _sweep_to_hyper_step()
+    pi = cavi.update_weights(t, prior).log_pi.exp()
+    assert (pi - PRIOR.log_pi.exp()).abs().max() > 0.01  # it moved
+
+    def at(p):
+        return float(cavi.elbo(x, s, log_r, q, prior._replace(log_pi=p.log())))
+
+    best, h = at(pi), 1e-5
+    k = len(pi)
+    for i, j in itertools.permutations(range(k), 2):
+        direction = torch.zeros(k, dtype=torch.float64)
+        direction[i], direction[j] = 1.0, -1.0  # stays on the simplex
+        up, down = at(pi + h * direction), at(pi - h * direction)
+        assert up < best and down < best
+        assert abs(up - down) / (2 * h) < 1e-6
+    # the configured π is not stationary along the same directions
+    start = PRIOR.log_pi.exp()
+    d = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64)
+    assert abs(at(start + h * d) - at(start - h * d)) / (2 * h) > 1.0
+
+
+def test_empirical_bayes_update_reports_the_exact_elbo_and_sums_over_batches():
+    x, s = data(n=500)
+    f = eq.features(x, s)
+    _, q = random_state(len(x), seed=4)
+    prior = PRIOR._replace(tau=torch.tensor(2.0, dtype=torch.float64))
+    parts = [cavi.local_statistics(chunk, q, prior) for chunk in f.split(77)]
+    t, entropy = sum(p["t"] for p in parts), sum(p["entropy"] for p in parts)
+    constant = sum(eq.data_constant(xc, sc, prior) for xc, sc in zip(x.split(77), s.split(77)))
+    sq_norm = sum(xc.square().sum() for xc in x.split(77))
+    log_r = cavi.update_assignments(f, q, prior)
+    for flags in ((True, False), (False, True), (True, True)):
+        q_new, prior_new, reported = cavi.empirical_bayes_update(
+            t, entropy, constant, sq_norm, q, prior, *flags
+        )
+        exact = cavi.elbo(x, s, log_r, q_new, prior_new)
+        torch.testing.assert_close(reported, exact, rtol=1e-12, atol=1e-9)
+    _, elbo_plain = cavi.global_update(t, entropy, constant, q, prior)
+    _, prior_none, elbo_none = cavi.empirical_bayes_update(
+        t, entropy, constant, sq_norm, q, prior, False, False
+    )
+    assert prior_none is prior and torch.equal(elbo_none, elbo_plain)
+
+
+def test_a_dead_component_keeps_a_finite_weight():
+    t = torch.zeros(3, 4, dtype=torch.float64)
+    t[:2, 3] = torch.tensor([10.0, 30.0])
+    log_pi = cavi.update_weights(t, PRIOR).log_pi
+    assert torch.isfinite(log_pi).all() and log_pi.exp()[:2].tolist() == [0.25, 0.75]
 
 
 @pytest.mark.parametrize(

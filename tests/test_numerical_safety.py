@@ -98,8 +98,21 @@ def test_gmm(x, raw, collapse, diag):
 
 
 @EXAMPLES
-@given(x=st.lists(st.floats(-1e6, 1e6), min_size=6, max_size=6))
-def test_realnvp(x):
+@given(
+    x=st.lists(st.floats(-1e6, 1e6), min_size=6, max_size=6),
+    weight_scale=st.floats(0.1, 3.0),
+)
+def test_realnvp(x, weight_scale):
+    """Couplings with random weights: a fresh flow's couplings start as identities, which would
+    test nothing but a Normal's log_prob."""
     torch.manual_seed(0)
     model = RealNVP(dim=2, n_layers=4, hidden=16, n_hidden=1)
-    finite_with_gradients(model, torch.tensor(x).view(3, 2))
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, weight_scale)
+    points = torch.tensor(x).view(3, 2)
+    log_p = finite_with_gradients(model, points)
+    z, _ = model(points)
+    assert (z - points).abs().max() > 1e-3  # the couplings do move these points
+    reference = model.double().log_prob(points.double()).detach()
+    torch.testing.assert_close(log_p.double(), reference, rtol=1e-3, atol=1e-2)

@@ -1,11 +1,13 @@
 """RealNVP: invertibility, exact log-determinants, a normalised density, a faithful sampler."""
 
+import math
+
 import pytest
 import torch
 from torch.autograd.functional import jacobian
 
 from src.errors import ConfigError
-from src.models.realnvp import AffineCoupling, RealNVP
+from src.models.realnvp import PERMUTATIONS, AffineCoupling, Permutation, RealNVP
 
 
 def _random_flow(dim=2, seed=0, **kwargs) -> RealNVP:
@@ -20,9 +22,10 @@ def _random_flow(dim=2, seed=0, **kwargs) -> RealNVP:
     return flow
 
 
-@pytest.mark.parametrize("dim", [2, 3, 5])
-def test_inverse_undoes_forward_and_logdets_cancel(dim):
-    flow = _random_flow(dim)
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
+@pytest.mark.parametrize("dim", [2, 3, 4, 5])
+def test_inverse_undoes_forward_and_logdets_cancel(dim, permutation):
+    flow = _random_flow(dim, permutation=permutation)
     x = torch.randn(64, dim, dtype=torch.float64) * 2
     z, forward_logdet = flow(x)
     back, inverse_logdet = flow.inverse(z)
@@ -31,9 +34,10 @@ def test_inverse_undoes_forward_and_logdets_cancel(dim):
     assert forward_logdet.abs().min() > 1e-3  # a non-trivial transform
 
 
-@pytest.mark.parametrize("dim", [2, 3, 5])
-def test_logabsdet_is_log_abs_det_of_the_jacobian(dim):
-    flow = _random_flow(dim, seed=1)
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
+@pytest.mark.parametrize("dim", [2, 3, 4, 5])
+def test_logabsdet_is_log_abs_det_of_the_jacobian(dim, permutation):
+    flow = _random_flow(dim, seed=1, permutation=permutation)
     x = torch.randn(6, dim, dtype=torch.float64)
     _, logdet = flow(x)
     for point, expected in zip(x, logdet):
@@ -65,10 +69,79 @@ def _grid(flow, lim=12.0, n=400):
     return points, density, (axis[1] - axis[0]) ** 2
 
 
-def test_density_integrates_to_one():
-    flow = _random_flow(2, seed=3, n_layers=4, hidden=16)  # all its mass inside the grid
-    _, density, cell = _grid(flow)
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
+def test_density_integrates_to_one(permutation):
+    flow = _random_flow(2, seed=3, n_layers=4, hidden=16, permutation=permutation)
+    _, density, cell = _grid(flow)  # all its mass inside the grid
     assert float(density.sum() * cell) == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("permutation", PERMUTATIONS)
+def test_density_integrates_to_one_in_four_dimensions(permutation):
+    """∫p = E_q[p/q] by importance sampling from a wide Gaussian q (standard error ~1%)."""
+    flow = _random_flow(4, seed=3, n_layers=4, hidden=16, permutation=permutation)
+    standardize = flow.transforms[0]
+    torch.manual_seed(0)
+    q = torch.distributions.Normal(standardize.shift, 2 * standardize.log_scale.exp())
+    x = q.sample((200_000,))
+    with torch.no_grad():
+        weights = (flow.log_prob(x) - q.log_prob(x).sum(-1)).exp()
+    standard_error = float(weights.std()) / math.sqrt(len(weights))
+    assert float(weights.mean()) == pytest.approx(1.0, abs=5 * standard_error)
+    assert flow.sample(10).shape == (10, 4)
+
+
+def test_permutation_is_the_notes_example_and_preserves_volume():
+    """The notes' Problem 3: σ = [1, 4, 6, 5, 3, 2] (1-based) has σ⁻¹ = [1, 6, 5, 2, 4, 3];
+    the layer's Jacobian is P_σ = [e_σ(1) … e_σ(D)]ᵀ, |det| = 1, logabsdet 0 both ways."""
+    perm = torch.tensor([1, 4, 6, 5, 3, 2]) - 1
+    layer = Permutation(perm)
+    assert (layer.inverse_perm + 1).tolist() == [1, 6, 5, 2, 4, 3]
+    x = torch.randn(7, 6, dtype=torch.float64)
+    y, logdet = layer(x)
+    back, inverse_logdet = layer.inverse(y)
+    assert torch.equal(y[:, 1], x[:, 3]) and torch.equal(back, x)
+    assert not logdet.any() and not inverse_logdet.any() and logdet.shape == (7,)
+    jac = jacobian(lambda v: layer(v.unsqueeze(0))[0].squeeze(0), x[0])
+    assert torch.equal(jac, torch.eye(6, dtype=torch.float64)[perm])
+    assert float(torch.linalg.det(jac).abs()) == 1.0
+
+
+def _layers(flow: RealNVP) -> list[str]:
+    return [type(t).__name__[0] for t in flow.transforms[1:]]
+
+
+def test_alternate_is_the_default_and_keeps_today_s_layers():
+    """No permutation layers and alternating masks: earlier checkpoints and numbers stand."""
+    flow = RealNVP(3, n_layers=3)
+    assert _layers(flow) == ["A", "A", "A"]
+    assert [t.mask.tolist() for t in flow.transforms[1:]] == [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+
+
+@pytest.mark.parametrize("permutation", ["reverse", "random"])
+def test_permuting_flows_keep_one_half_and_permute_between_couplings(permutation):
+    flow = RealNVP(5, n_layers=3, permutation=permutation)
+    assert _layers(flow) == ["A", "P", "A", "P", "A"]
+    assert all(t.mask.tolist() == [1, 1, 0, 0, 0] for t in flow.transforms[1::2])
+    if permutation == "reverse":
+        assert all(t.perm.tolist() == [4, 3, 2, 1, 0] for t in flow.transforms[2::2])
+
+
+def test_random_permutations_come_from_their_own_seed():
+    """Same seed, same permutations; and drawing them leaves the run's random stream alone:
+    the couplings start as in a `reverse` flow built from the same global seed."""
+
+    def perms(flow: RealNVP) -> list[list[int]]:
+        return [t.perm.tolist() for t in flow.transforms if isinstance(t, Permutation)]
+
+    torch.manual_seed(0)
+    one = RealNVP(6, permutation="random", permutation_seed=1)
+    torch.manual_seed(0)
+    reverse = RealNVP(6, permutation="reverse")
+    assert perms(one) == perms(RealNVP(6, permutation="random", permutation_seed=1))
+    assert perms(one) != perms(RealNVP(6, permutation="random", permutation_seed=2))
+    assert len({tuple(p) for p in perms(one)}) > 1
+    assert all(torch.equal(a, b) for a, b in zip(one.parameters(), reverse.parameters()))
 
 
 def test_samples_follow_the_density():
@@ -98,7 +171,14 @@ def test_identity_at_initialisation_after_standardisation():
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
-    [({"dim": 1}, "dim"), ({"n_layers": 0}, "n_layers"), ({"scale_bound": -1.0}, "scale_bound")],
+    [
+        ({"dim": 1}, "dim"),
+        ({"n_layers": 0}, "n_layers"),
+        ({"scale_bound": -1.0}, "scale_bound"),
+        ({"permutation": "shuffle"}, "permutation"),
+        ({"permutation_seed": -1}, "permutation_seed"),
+        ({"permutation_seed": 1.5}, "permutation_seed"),
+    ],
 )
 def test_bad_settings_raise_config_errors(kwargs, key):
     with pytest.raises(ConfigError) as error:

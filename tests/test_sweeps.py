@@ -207,6 +207,8 @@ def test_optuna_study_survives_a_failed_trial_and_resumes(in_process, tmp_path):
     # Hydra numbers each command's jobs from 0; Optuna numbers the study's trials
     assert [(r["job"], r["trial"]) for r in rows] == [("0", "0"), ("0", "1")]
     assert all("optimizer.lr=" in r["overrides"] for r in rows)
+    # the resumed study's sampler continued its sequence: trial 1 is not trial 0 again
+    assert rows[0]["optimizer.lr"] != rows[1]["optimizer.lr"]
 
 
 @pytest.mark.slow
@@ -254,3 +256,22 @@ def test_parallel_launchers_give_each_job_its_own_directory(launcher, tmp_path):
     assert sum(r["best"] == "*" for r in rows) == 1
     over_seeds = {r["model.n_components"]: r for r in comparison_rows(sweep_dir)}
     assert (over_seeds["3"]["seeds"], over_seeds["0"]["n_failed"]) == ("0 1", "2")
+
+
+@pytest.mark.parametrize(
+    "space", ["tag(log, interval(0.2, 0.005))", "tag(log, interval(-1.0, 0.1))", "interval(1, 0)"]
+)
+def test_an_optuna_space_that_cannot_be_sampled_stops_in_one_line(space, capsys):
+    from omegaconf import OmegaConf
+
+    from src.callbacks.search_space_check import SearchSpaceCheck
+
+    sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}
+    config = OmegaConf.create({"hydra": {"sweeper": sweeper | {"params": {"optimizer.lr": space}}}})
+    with pytest.raises(SystemExit) as stop:
+        SearchSpaceCheck().on_multirun_start(config)
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: hydra.sweeper.params.optimizer.lr={space} cannot be sampled")
+    good = OmegaConf.create({"hydra": {"sweeper": sweeper | {"params": {"x": "interval(0, 1)"}}}})
+    SearchSpaceCheck().on_multirun_start(good)  # a valid space passes

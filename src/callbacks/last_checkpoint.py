@@ -27,7 +27,7 @@ class LastCheckpoint(pl.Callback):
             return
         with timed("checkpoints"):
             partial = self.path.with_name(".last.ckpt.partial")
-            trainer.save_checkpoint(partial)  # every rank takes part; rank 0 writes
+            trainer.save_checkpoint(partial, weights_only=False)  # every rank; rank 0 writes
             if trainer.is_global_zero:
                 os.replace(partial, self.path)
             trainer.strategy.barrier("last_checkpoint")

@@ -68,7 +68,7 @@ class RunGuard(pl.Callback):
         self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException
     ) -> None:
         if isinstance(exception, KeyboardInterrupt):
-            trainer.save_checkpoint(self.interrupted_path)
+            trainer.save_checkpoint(self.interrupted_path, weights_only=False)
 
     def _stop(self, trainer: pl.Trainer, what: str) -> None:
         last = "no finite value yet"

@@ -11,10 +11,8 @@ the end of the sweep the process exits with status 1 when any of its jobs failed
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,8 @@ from src.errors import first_line
 from src.sweeps.aggregate import MARKDOWN as COMPARISON
 from src.sweeps.records import RECORD, read_record, sweep_records, write_record
 from src.sweeps.summary import MARKDOWN, Optimized, write_summary
+from src.utils.runs import SQLITE, trials_so_far
 
-SQLITE = "sqlite:///"
 TRIAL_OFFSET = ".trial_offset"  # in an Optuna study's directory: trials before this command
 
 
@@ -46,7 +44,9 @@ class SweepSummary(Callback):
             Path(storage[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
         if _optuna(config):
             offset = Path(config.hydra.sweep.dir) / TRIAL_OFFSET
-            offset.write_text(f"{_trials_so_far(config)}\n")
+            sweeper = config.hydra.sweeper
+            done = trials_so_far(sweeper.get("storage"), sweeper.get("study_name"))
+            offset.write_text(f"{done}\n")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not _writes(config):
@@ -108,19 +108,3 @@ def _optimized(config: DictConfig) -> Optimized | None:
         return None
     maximize = config.hydra.sweeper.get("direction") == "maximize"
     return str(config.get("optimized_metric", "val/nll")), maximize
-
-
-def _trials_so_far(config: DictConfig) -> int:
-    """How many trials the study already holds: Optuna numbers a study's trials 0, 1, ... over
-    every command that ran it, while Hydra numbers each command's jobs from 0. Zero for a
-    study kept elsewhere than in SQLite (in memory: every command starts a new one)."""
-    storage = config.hydra.sweeper.get("storage")
-    if not (isinstance(storage, str) and storage.startswith(SQLITE)):
-        return 0
-    uri = Path(storage[len(SQLITE) :]).resolve().as_uri() + "?mode=ro"
-    query = "SELECT COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ?"
-    try:
-        with closing(sqlite3.connect(uri, uri=True)) as db:
-            return db.execute(query, (config.hydra.sweeper.study_name,)).fetchone()[0]
-    except sqlite3.Error:  # no database or no study yet
-        return 0

@@ -127,32 +127,115 @@ class CsvEarthquakes(EarthquakeDataModule):
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        fractions = [
-            positive(k, v)
-            for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
-        ]
-        if sum(fractions) >= 1:
-            raise ConfigError("test_fraction", test_fraction, "val_fraction + test_fraction < 1")
         x, s = load_catalogue(path)
-        n_val, n_test = (max(1, round(f * len(x))) for f in fractions)
-        if len(x) - n_val - n_test < 1:
-            raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        parts = perm.split([len(x) - n_val - n_test, n_val, n_test])
-        events = torch.cat([x, s[:, None].double()], dim=1)
-        super().__init__({k: events[i] for k, i in zip(SPLITS, parts)}, batch_size, seed)
+        splits = _split(path, x, s, val_fraction, test_fraction, seed)
+        super().__init__(splits, batch_size, seed)
 
 
-def load_catalogue(path: str | Path) -> tuple[Tensor, Tensor]:
-    """(x [N, 2] float64, s [N] long) from a CSV file with columns x, y, s; a bad row raises a
-    `UserError` naming the file, its line and the field."""
+class GeoCatalogue(EarthquakeDataModule):
+    """A catalogue in geographic coordinates (e.g. R's `quakes`, a USGS or ISC export): a CSV
+    file with a latitude, a longitude and a count column (names are settings), projected to
+    kilometres about `origin` and split at random into train/val/test; no truth.
+
+    The projection is local equirectangular: x = R·Δlon·cos(lat₀), y = R·Δlat (radians,
+    R = 6371 km), Δlon wrapped into [−180°, 180°) so a catalogue across the antimeridian stays
+    whole. `origin` = [lat₀, lon₀] in degrees, or null for the catalogue's centre (mean
+    latitude, circular mean longitude); the one used is `self.origin`."""
+
+    def __init__(
+        self,
+        path: str,
+        lat_column: str = "lat",
+        lon_column: str = "long",
+        count_column: str = "stations",
+        origin: Sequence[float] | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        settings = {
+            "lat_column": lat_column,
+            "lon_column": lon_column,
+            "count_column": count_column,
+        }
+        header = _header(path)
+        for key, name in settings.items():
+            if not isinstance(name, str) or name.strip().lower() not in header:
+                raise ConfigError(key, name, f"a column of {path}'s header: {', '.join(header)}")
+        columns = {lat_column: _latitude, lon_column: _coordinate, count_column: _count}
+        if len(columns) < 3:
+            raise ConfigError("count_column", count_column, "three different column names")
+        lat_lon, s = load_catalogue(path, (lat_column, lon_column, count_column), columns)
+        if origin is not None:
+            lat0, lon0 = finite_list("origin", origin, 2)
+            if not -90 < lat0 < 90:
+                raise ConfigError("origin", list(origin), "[lat₀, lon₀] with −90 < lat₀ < 90")
+        self.origin = (lat0, lon0) if origin is not None else catalogue_centre(lat_lon)
+        x = project(lat_lon, self.origin)
+        splits = _split(path, x, s, val_fraction, test_fraction, seed)
+        super().__init__(splits, batch_size, seed)
+        self.columns = (lat_column, lon_column, count_column)
+
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def catalogue_centre(lat_lon: Tensor) -> tuple[float, float]:
+    """(mean latitude, circular mean longitude) in degrees, longitude in [−180, 180)."""
+    lat, lon = lat_lon.double().deg2rad().unbind(-1)
+    lon0 = math.degrees(math.atan2(float(lon.sin().mean()), float(lon.cos().mean())))
+    return math.degrees(float(lat.mean())), (lon0 + 180.0) % 360.0 - 180.0
+
+
+def project(lat_lon: Tensor, origin: tuple[float, float]) -> Tensor:
+    """Local equirectangular projection [N, 2] (km): x = R·Δlon·cos(lat₀), y = R·Δlat."""
+    lat0, lon0 = origin
+    d_lon = torch.remainder(lat_lon[:, 1].double() - lon0 + 180.0, 360.0) - 180.0
+    d_lat = lat_lon[:, 0].double() - lat0
+    x = EARTH_RADIUS_KM * torch.deg2rad(d_lon) * math.cos(math.radians(lat0))
+    return torch.stack([x, EARTH_RADIUS_KM * torch.deg2rad(d_lat)], dim=1)
+
+
+def _split(
+    path: str, x: Tensor, s: Tensor, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Tensor]:
+    """Seeded random train/val/test split of the events (x, y, S)."""
+    fractions = [
+        positive(k, v)
+        for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+    ]
+    if sum(fractions) >= 1:
+        raise ConfigError("test_fraction", test_fraction, "val_fraction + test_fraction < 1")
+    n_val, n_test = (max(1, round(f * len(x))) for f in fractions)
+    if len(x) - n_val - n_test < 1:
+        raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    parts = perm.split([len(x) - n_val - n_test, n_val, n_test])
+    events = torch.cat([x, s[:, None].double()], dim=1)
+    return {k: events[i] for k, i in zip(SPLITS, parts)}
+
+
+def load_catalogue(
+    path: str | Path,
+    names: Sequence[str] = ("x", "y", "s"),
+    parsers: dict | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(two coordinates [N, 2] float64, counts [N] long) from a CSV file with a header naming
+    the columns `names` (coordinate, coordinate, count; matched without case or surrounding
+    spaces, in any order among other columns); a bad row raises a `UserError` naming the file,
+    its line and the field. `parsers` maps a name to its check (default: finite coordinates, a
+    non-negative integer count)."""
+    names = [str(n).strip().lower() for n in names]
+    parsers = {str(k).strip().lower(): v for k, v in (parsers or {}).items()}
+    checks = [parsers.get(n, p) for n, p in zip(names, (_coordinate, _coordinate, _count))]
     file = _resolve(Path(path))
-    with file.open(newline="") as handle:
+    with file.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = [h.strip().lower() for h in next(reader, [])]
-        if not {"x", "y", "s"} <= set(header):
-            raise UserError(f"{file}, line 1: header {header} lacks the columns x, y, s")
-        cols = [header.index(c) for c in ("x", "y", "s")]
+        if not set(names) <= set(header):
+            raise UserError(f"{file}, line 1: header {header} lacks the columns {', '.join(names)}")
+        cols = [header.index(c) for c in names]
         xs, ss = [], []
         for row in reader:
             line = reader.line_num
@@ -162,11 +245,18 @@ def load_catalogue(path: str | Path) -> tuple[Tensor, Tensor]:
                 raise UserError(
                     f"{file}, line {line}: {len(row)} fields, the header has {len(header)}"
                 )
-            xs.append([_coordinate(file, line, name, row[c]) for name, c in zip("xy", cols)])
-            ss.append(_count(file, line, row[cols[2]]))
+            values = [check(file, line, n, row[c]) for n, c, check in zip(names, cols, checks)]
+            xs.append(values[:2])
+            ss.append(values[2])
     if not xs:
         raise UserError(f"{file}: no events")
     return torch.tensor(xs, dtype=torch.float64), torch.tensor(ss, dtype=torch.long)
+
+
+def _header(path: str | Path) -> list[str]:
+    """The CSV file's column names, lower case (the loader compares them so)."""
+    with _resolve(Path(path)).open(newline="") as handle:
+        return [h.strip().lower() for h in next(csv.reader(handle), [])]
 
 
 def _resolve(path: Path) -> Path:
@@ -189,12 +279,20 @@ def _coordinate(file: Path, line: int, name: str, text: str) -> float:
     return value
 
 
-def _count(file: Path, line: int, text: str) -> int:
+def _latitude(file: Path, line: int, name: str, text: str) -> float:
+    value = _coordinate(file, line, name, text)
+    if not -90 <= value <= 90:
+        expected = "expected a latitude in [-90, 90] degrees"
+        raise UserError(f"{file}, line {line}: {name}={text.strip()!r} is invalid: {expected}")
+    return value
+
+
+def _count(file: Path, line: int, name: str, text: str) -> int:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0 and value == int(value)):
         expected = "expected a non-negative integer count"
-        raise UserError(f"{file}, line {line}: s={text.strip()!r} is invalid: {expected}")
+        raise UserError(f"{file}, line {line}: {name}={text.strip()!r} is invalid: {expected}")
     return int(value)

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
 from src.utils.checks import positive_int
 
 DRAW_CHUNK = 2**18
@@ -42,6 +42,7 @@ class SyntheticDataModule(TensorDataModule):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(split_seed))
                 self.splits[split] = _single_precision(self.draw(n))
+        _check_resolution(self.splits["train"])
         self.oracle_log_prob = truth.log_prob(self.splits["test"]).float()
 
     def draw(self, n: int) -> Tensor:
@@ -54,3 +55,19 @@ class SyntheticDataModule(TensorDataModule):
 
 def _single_precision(x: Tensor) -> Tensor:
     return x.float() if torch.is_floating_point(x) else x
+
+
+def _check_resolution(x: Tensor) -> None:
+    """Points are stored in float32: a spread below its resolution at the points' magnitude
+    (a truth placed at 1e12 with unit noise) would leave identical points, and every fit fails
+    later with a message about something else."""
+    if not torch.is_floating_point(x) or len(x) < 2:
+        return
+    flat = x.reshape(len(x), -1).double()
+    spread, size = flat.std(0), flat.abs().amax(0)
+    if bool((spread < 100 * torch.finfo(torch.float32).eps * size).any()):
+        raise UserError(
+            f"data: the points' spread ({spread.min().item():.3g}) is below single precision's "
+            f"resolution at their magnitude ({size.max().item():.3g}): rescale the truth's "
+            f"settings (locations, radius, scales)"
+        )

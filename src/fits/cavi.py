@@ -5,6 +5,9 @@ current q(μ), q(λ) and contribute T = rᵀF, the entropy of their r and Σ_n c
 (`src.fits.cavi_updates`); from the sums q(μ) then q(λ) take their optimal values and the exact
 ELBO of the sweep follows. A restart ends when the ELBO's relative change is below `tol`. The
 initialisation seeds k-means++ on the locations and makes one μ/λ update from soft assignments.
+With `learn_weights` / `learn_tau` the prior's π and τ are learned too (empirical Bayes: each
+the ELBO's maximiser given the rest, a coordinate step after q(λ); derived in
+`src.fits.cavi_updates`); each restart starts again from the configured π and τ.
 When the truth is known, the test stage also reports cluster recovery: the ARI of the MAP
 clusters and the μ/λ errors after matching fitted to true components.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from src.errors import ConfigError
 from src.fits import cavi_updates as cavi
 from src.fits.sufficient_stats import SufficientStatsFit
 from src.models.earthquake import EarthquakeMixture, data_constant, features
@@ -22,6 +26,25 @@ from src.utils.kmeans import kmeans_plus_plus
 
 class CAVIFit(SufficientStatsFit):
     objective_name, objective_label = "train/elbo", "ELBO"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        learn_weights: bool = False,
+        learn_tau: bool = False,
+        **settings,
+    ) -> None:
+        super().__init__(model, **settings)
+        for key, value in (("learn_weights", learn_weights), ("learn_tau", learn_tau)):
+            if not isinstance(value, bool):
+                raise ConfigError(key, value, "true or false")
+        self.learn_weights, self.learn_tau = learn_weights, learn_tau
+        # each restart starts from the configured prior, whatever an earlier restart learned
+        self._configured = getattr(model, "prior", None)
+        if self._configured is not None:
+            self._configured = self._configured._replace(
+                log_pi=self._configured.log_pi.clone(), tau=self._configured.tau.clone()
+            )
 
     @staticmethod
     def accepts(model: nn.Module) -> str | None:
@@ -34,6 +57,7 @@ class CAVIFit(SufficientStatsFit):
 
     def initialise(self, events: Tensor, generator: torch.Generator) -> None:
         model = self.model
+        model.set_prior(self._configured)
         centres = kmeans_plus_plus(events[:, :2], model.n_components, generator)
         f = features(events[:, :2], events[:, 2])
         model.set_posterior(cavi.initial_posterior(f, centres, model.prior))
@@ -42,13 +66,26 @@ class CAVIFit(SufficientStatsFit):
         model = self.model
         x, counts = events[:, :2], events[:, 2]
         local = cavi.local_statistics(features(x, counts), model.posterior, model.prior)
-        return local | {"constant": data_constant(x, counts, model.prior)}
+        return local | {
+            "constant": data_constant(x, counts, model.prior),
+            "sq_norm": x.square().sum(),  # Σ_n |X_n|², for the τ step
+        }
 
     def update(self, stats: dict[str, Tensor]) -> Tensor:
         model = self.model
-        q, elbo = cavi.global_update(
-            stats["t"], stats["entropy"], stats["constant"], model.posterior, model.prior
-        )
+        if not (self.learn_weights or self.learn_tau):
+            q, elbo = cavi.global_update(
+                stats["t"], stats["entropy"], stats["constant"], model.posterior, model.prior
+            )
+        else:
+            q, prior, elbo = cavi.empirical_bayes_update(
+                *(stats[k] for k in ("t", "entropy", "constant", "sq_norm")),
+                model.posterior,
+                model.prior,
+                self.learn_weights,
+                self.learn_tau,
+            )
+            model.set_prior(prior)
         model.set_posterior(q)
         return elbo / stats["n"]
 

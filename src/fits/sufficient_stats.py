@@ -143,13 +143,17 @@ class SufficientStatsFit(DensityFit):
         return {k: p.view_as(v) for (k, v), p in zip(stats.items(), parts)}
 
     def _update(self, stats: dict[str, Tensor]) -> None:
-        objective = float(self.update({k: v.to(self.compute_dtype) for k, v in stats.items()}))
+        self._record(float(self.update({k: v.to(self.compute_dtype) for k, v in stats.items()})))
+
+    def _record(self, objective: float) -> None:
+        """Count one iteration of the running restart at `objective` (per point): trace, log,
+        convergence, and the end of the restart (online fits call it once per pass)."""
         state = self.state
         previous = state["objective"]
         state["objective"], state["iteration"] = objective, state["iteration"] + 1
         state["traces"][-1].append(objective)
         logged = self.objective_sign * objective
-        self.log(self.objective_name, torch.tensor(logged, dtype=torch.float64), logger=False)
+        self._log_final(objective)
         self.log("train/iterations", float(self.global_step + 1), logger=False)
         if self.trainer.is_global_zero:
             for logger in self.loggers:  # every update, whatever log_every_n_steps says
@@ -182,8 +186,14 @@ class SufficientStatsFit(DensityFit):
         state = self.state
         if state["best"] is not None and state["best_objective"] > current:
             self.model.load_state_dict(state["best"])
+            self._log_final(state["best_objective"])
         else:
             state["best_restart"] = state["restart"]
+
+    def _log_final(self, objective: float) -> None:
+        """The objective metrics.json reports: the running restart's, then the kept one's."""
+        logged = torch.tensor(self.objective_sign * objective, dtype=torch.float64)
+        self.log(self.objective_name, logged, logger=False)
 
     def best_trace(self) -> list[float]:
         """The objective after each update of the restart that was kept (or is running)."""

@@ -1,9 +1,10 @@
 """The Bayesian earthquake mixture as a density model (pure torch, no Lightning).
 
-Model (π, τ, ν, ρ, α, β given): Z_n ~ Cat(π), X_n | Z_n=k ~ N(μ_k, τI₂), S_n | Z_n=k ~
-Poisson(λ_k), μ_k ~ N(ν, ρI₂), λ_k ~ Gamma(α, β) (rate β). Its state is a mean-field
-posterior q(μ_k) = N(m_k, s_k I₂), q(λ_k) = Gamma(a_k, b_k), fitted by `fit=cavi`
-(src/fits/cavi_updates.py derives the updates); `log_prob` is the posterior predictive.
+Model (π, τ, ν, ρ, α, β given; π and τ may be learned by the fit): Z_n ~ Cat(π),
+X_n | Z_n=k ~ N(μ_k, τI₂), S_n | Z_n=k ~ Poisson(λ_k), μ_k ~ N(ν, ρI₂), λ_k ~ Gamma(α, β)
+(rate β). Its state is a mean-field posterior q(μ_k) = N(m_k, s_k I₂), q(λ_k) = Gamma(a_k, b_k),
+fitted by `fit=cavi` (src/fits/cavi_updates.py derives the updates); `log_prob` is the
+posterior predictive.
 
 The expected log joint of event n in component k is one product F_n · W_k + c_n with
 F_n = (X_n, S_n, 1) and c_n = −|X_n|²/2τ − log S_n! (free of k):
@@ -27,7 +28,7 @@ from src.utils.checks import finite_list, positive, positive_int, probability_ve
 
 class Prior(NamedTuple):
     log_pi: Tensor  # [K]
-    tau: float
+    tau: float | Tensor  # a float, or a 0-dim tensor (the model's buffer, learnable by the fit)
     nu: Tensor  # [2]
     rho: float
     alpha: float
@@ -51,7 +52,7 @@ def weights(q: Posterior, prior: Prior) -> Tensor:
     e_log_lam = torch.digamma(q.a) - q.b.log()
     const = (
         prior.log_pi
-        - math.log(2 * math.pi * prior.tau)
+        - torch.as_tensor(2 * math.pi * prior.tau, dtype=q.m.dtype, device=q.m.device).log()
         - (q.m.square().sum(-1) + 2 * q.s) / (2 * prior.tau)
         - q.a / q.b
     )
@@ -124,8 +125,11 @@ class EarthquakeMixture(nn.Module):
     ) -> None:
         super().__init__()
         prior = make_prior(n_components, weights, tau, list(nu), rho, alpha, beta)
-        self.tau, self.rho, self.alpha, self.beta = prior.tau, prior.rho, prior.alpha, prior.beta
+        self.rho, self.alpha, self.beta = prior.rho, prior.alpha, prior.beta
+        # π and τ are state (buffers): a fit may learn them (fit=cavi learn_weights/learn_tau),
+        # and checkpoints and kept restarts carry them
         self.register_buffer("log_pi", prior.log_pi)
+        self.register_buffer("tau", torch.tensor(prior.tau, dtype=torch.float64))
         self.register_buffer("nu", prior.nu)
         k = len(prior.log_pi)
         ones = torch.ones(k, dtype=torch.float64)
@@ -151,6 +155,17 @@ class EarthquakeMixture(nn.Module):
         for name, value in zip(Posterior._fields, q):
             getattr(self, name).copy_(value)
 
+    @torch.no_grad()
+    def set_prior(self, prior: Prior) -> None:
+        """Take π and τ from `prior` (the fit's empirical-Bayes updates); ν, ρ, α, β stay."""
+        self.log_pi.copy_(prior.log_pi)
+        self.tau.copy_(torch.as_tensor(prior.tau))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before τ became state have no "tau": the configured τ is theirs
+        state_dict.setdefault(prefix + "tau", self.tau.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def log_prob(self, events: Tensor) -> Tensor:
         """Posterior predictive log-density (x, y) × log-mass (S) of rows (x, y, S) [N]."""
         events = events.to(self.m.dtype)
@@ -169,5 +184,5 @@ class EarthquakeMixture(nn.Module):
         z = torch.distributions.Categorical(logits=self.log_pi).sample((n,))
         mu = q.m[z] + q.s[z, None].sqrt() * torch.randn_like(q.m[z])
         lam = Gamma(q.a[z], q.b[z]).sample()
-        x = mu + math.sqrt(self.tau) * torch.randn_like(mu)
+        x = mu + self.tau.sqrt() * torch.randn_like(mu)
         return torch.cat([x, Poisson(lam).sample()[:, None]], dim=1)

@@ -140,7 +140,11 @@ def from_statistics(
     else:
         scale_tril, info = torch.linalg.cholesky_ex(cov)
         if info.any():
-            raise UserError("a component's covariance is singular: raise model.reg_covar above 0")
+            raise UserError(
+                f"model.reg_covar={reg_covar:g} is too small for these data: a component's "
+                "covariance is singular (its points coincide, e.g. in float32 at a large "
+                "magnitude); raise it or rescale the data"
+            )
     return (counts / counts.sum()).log(), loc + shift, scale_tril
 
 

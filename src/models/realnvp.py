@@ -8,6 +8,12 @@ A coupling layer keeps the masked coordinates x_A and maps the others by
 y_B = x_B ⊙ exp(s(x_A)) + t(x_A). Its Jacobian is triangular (after permuting A first) with
 diagonal (1, …, 1, exp(s)), so log |det J| = Σ_B s(x_A): the sum of the log-scales themselves,
 not the source notes' 1ᵀ exp(s). s is bounded, s = b·tanh(raw/b), so one layer cannot blow up.
+
+Which coordinates a coupling keeps (`permutation`): `alternate` flips between the even and the
+odd coordinates; `reverse` and `random` keep the first ⌊D/2⌋ in every coupling and permute the
+coordinates between couplings, reversing them or by a seeded random permutation per layer.
+A permutation has log |det| = 0 (`Permutation`). With `reverse` and an odd D the middle
+coordinate is transformed in every layer and never conditions another one.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
 from src.errors import ConfigError
-from src.utils.checks import positive, positive_int
+from src.utils.checks import one_of, positive, positive_int
+
+PERMUTATIONS = ("alternate", "reverse", "random")
 
 
 class Standardize(nn.Module):
@@ -28,6 +36,12 @@ class Standardize(nn.Module):
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("log_scale", torch.zeros(dim))
 
+    @torch.no_grad()
+    def fit(self, x: Tensor) -> None:
+        """m and σ of the data, per coordinate (σ at least 1e-6)."""
+        self.shift.copy_(x.mean(0))
+        self.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = (x - self.shift) * (-self.log_scale).exp()
         return y, (-self.log_scale.sum()).expand(len(x))
@@ -35,6 +49,23 @@ class Standardize(nn.Module):
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         x = y * self.log_scale.exp() + self.shift
         return x, self.log_scale.sum().expand(len(y))
+
+
+class Permutation(nn.Module):
+    """y = P_σ x, i.e. y_i = x_{σ(i)}, with P_σ = [e_σ(1) … e_σ(D)]ᵀ (the source notes' Problems
+    3 to 5). P_σᵀP_σ = Σ_i e_σ(i) e_σ(i)ᵀ = I, so |det P_σ|² = det(P_σᵀP_σ) = 1 and
+    logabsdet = 0; the inverse is P_σᵀ = P_{σ⁻¹}, σ⁻¹ = argsort σ."""
+
+    def __init__(self, perm: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("perm", perm)
+        self.register_buffer("inverse_perm", torch.argsort(perm))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x[:, self.perm], x.new_zeros(len(x))
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return y[:, self.inverse_perm], y.new_zeros(len(y))
 
 
 class AffineCoupling(nn.Module):
@@ -78,6 +109,8 @@ class RealNVP(nn.Module):
         hidden: int = 64,
         n_hidden: int = 2,
         scale_bound: float = 3.0,
+        permutation: str = "alternate",
+        permutation_seed: int = 0,
     ) -> None:
         super().__init__()
         dim = positive_int("dim", dim)
@@ -86,19 +119,29 @@ class RealNVP(nn.Module):
         for key, value in (("n_layers", n_layers), ("hidden", hidden), ("n_hidden", n_hidden)):
             positive_int(key, value)
         bound = positive("scale_bound", scale_bound)
+        one_of("permutation", permutation, PERMUTATIONS)
+        seed = permutation_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ConfigError("permutation_seed", seed, "an integer >= 0")
         self.event_shape = torch.Size([dim])
-        parity = torch.arange(dim) % 2
+        parity, order = torch.arange(dim) % 2, torch.arange(dim)
+        first_half = (order < dim // 2).float()
+        generator = torch.Generator().manual_seed(seed)  # leaves the run's random stream alone
         self.transforms = nn.ModuleList([Standardize(dim)])
-        for layer in range(n_layers):  # alternating masks: each coordinate moves every 2 layers
-            mask = (parity == layer % 2).float()
+        for layer in range(n_layers):
+            if permutation == "alternate":  # each coordinate moves every 2 layers
+                mask = (parity == layer % 2).float()
+            else:
+                mask = first_half
+                if layer > 0:
+                    reverse = permutation == "reverse"
+                    perm = order.flip(0) if reverse else torch.randperm(dim, generator=generator)
+                    self.transforms.append(Permutation(perm))
             self.transforms.append(AffineCoupling(mask, hidden, n_hidden, bound))
 
-    @torch.no_grad()
     def init_from_data(self, x: Tensor) -> None:
         """Standardise the data first, so any location and scale trains alike."""
-        standardize = self.transforms[0]
-        standardize.shift.copy_(x.mean(0))
-        standardize.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
+        self.transforms[0].fit(x)
 
     def base(self) -> Independent:
         zero = self.transforms[0].shift

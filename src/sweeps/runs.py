@@ -111,11 +111,7 @@ def _outcome(run_dir: Path, record: dict[str, Any]) -> tuple[str, str, dict[str,
     """ok only with a `completed` metrics.json; a job still running says so in its record."""
     path = run_dir / "metrics.json"
     saved = read_record(path)
-    metrics = {
-        k: float(v)
-        for k, v in saved.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    metrics = {k: v for k, v in saved.items() if isinstance(v, float)}  # ints are identity
     if record.get("status") == "failed":
         return "failed", record.get("error") or "failed", metrics
     if saved.get("status") == "completed":

@@ -52,12 +52,15 @@ def command_overrides(cfg: DictConfig) -> list[str]:
 
 def hydra_run_dir(resume: str | None, fresh: str) -> str:
     """Hydra's run dir: a fresh one, or inside the run being resumed, so nothing of it is
-    overwritten (this command's own config and log go to `<run>/resumed/<timestamp>`)."""
+    overwritten (this command's own config and log go to `<run>/resumed/<timestamp>`). Hydra
+    resolves the run dir more than once per command; the timestamp is this command's start, so
+    every resolution names the same directory."""
     if not resume:
         return fresh
-    return str(Path(resume) / "resumed" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f"))
+    return str(Path(resume) / "resumed" / _COMMAND_STARTED)
 
 
+_COMMAND_STARTED = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 OmegaConf.register_new_resolver("hydra_run_dir", hydra_run_dir, replace=True)
 
 
@@ -107,7 +110,7 @@ def trained_model(run_dir: Path):
     return model.eval()
 
 
-def run_identity(cfg: DictConfig, trainer) -> dict:
+def run_identity(cfg: DictConfig, trainer=None) -> dict:
     """What metrics.json says it measured: the choice of each config group, the seed, the
     settings typed on the command line (a sweep's swept keys among them), the git commit and
     the checkpoint whose weights the test metrics come from (the state after the last epoch)."""
@@ -119,10 +122,14 @@ def run_identity(cfg: DictConfig, trainer) -> dict:
         choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
         overrides = OmegaConf.select(cfg, "hydra.overrides.task") or []
     names = {g: choices.get(g) for g in ("model", "data", "fit", "study", "experiment")}
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return {k: v for k, v in names.items() if v is not None} | {
+    identity = {k: v for k, v in names.items() if v is not None} | {
         "seed": cfg.seed,
         "overrides": dict((*o.split("=", 1), None)[:2] for o in overrides),
+    }
+    if trainer is None:  # before the run: its choices only
+        return identity
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return identity | {
         "git_commit": git_commit(),
         "checkpoint": str(last) if last.is_file() else None,
         "epochs": trainer.current_epoch,
@@ -148,3 +155,33 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+
+
+SQLITE = "sqlite:///"
+
+
+def trials_so_far(storage: object, study_name: object) -> int:
+    """How many trials an Optuna study already holds in its SQLite storage (0 for a new study,
+    or a storage elsewhere than SQLite)."""
+    import sqlite3
+    from contextlib import closing
+
+    if not (isinstance(storage, str) and storage.startswith(SQLITE)):
+        return 0
+    uri = Path(storage[len(SQLITE) :]).resolve().as_uri() + "?mode=ro"
+    query = "SELECT COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ?"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            return db.execute(query, (str(study_name),)).fetchone()[0]
+    except sqlite3.Error:  # no database or no study yet
+        return 0
+
+
+def sampler_seed(seed: int, storage: object, study_name: object) -> int:
+    """A resumed study's sampler continues instead of restarting its sequence: seeded with the
+    run's seed plus the trials the study already has. (A sampler seeded alike on every command
+    proposed trial 0's parameters again, spending a whole trial on a duplicate.)"""
+    return int(seed) + trials_so_far(storage, study_name)
+
+
+OmegaConf.register_new_resolver("sampler_seed", sampler_seed, replace=True)

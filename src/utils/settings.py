@@ -5,6 +5,8 @@ wrong type (`trainer.max_epochs=2.5`, `trainer.devices=abc`) would otherwise sur
 traceback deep inside the library, sometimes after training has started. One mechanism for
 every such setting: compare each value with its parameter's annotation (int, float, bool, str,
 Literal, Optional and Union of these; anything else is left to the library) before the call.
+An integer parameter whose default is a count (an int >= 1, e.g. `accumulate_grad_batches=1`)
+takes counts only: 0 or a negative number there divides by zero or loops nowhere later.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ def check_settings(settings: Mapping[str, Any], function: Callable, prefix: str)
         hints = typing.get_type_hints(function)
     except Exception:  # unresolvable annotations: nothing to check against
         return
-    for key in inspect.signature(function).parameters:
+    for key, parameter in inspect.signature(function).parameters.items():
         if key in settings and key in hints:
             value = settings[key]
             valid = describe(hints[key])
             if valid is not None and not accepts(hints[key], value):
                 raise ConfigError(f"{prefix}.{key}", value, valid).at_top_level()
+            if _is_count(parameter.default) and _is_count(value) is False:
+                raise ConfigError(f"{prefix}.{key}", value, "an integer >= 1").at_top_level()
 
 
 def accepts(annotation: Any, value: Any) -> bool:
@@ -64,3 +68,10 @@ def describe(annotation: Any) -> str | None:
     if annotation is type(None):
         return "null"
     return names.get(annotation)
+
+
+def _is_count(value: Any) -> bool | None:
+    """True for an int >= 1, False for another int, None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value >= 1
