@@ -56,3 +56,38 @@ def make_cfg(tmp_path: Path):
         return compose_config(*overrides, output_dir=tmp_path, config_name=config_name)
 
     return make
+
+
+def kill_after_first_epoch_and_resume(
+    settings: list[str], tmp_path: Path, wait: float
+) -> tuple[dict, dict, dict]:
+    """Train `settings` in-process (the reference), then as a real process SIGKILLed `wait`
+    seconds after its first last.ckpt (inside a later epoch), then `resume=` it.
+    Returns (reference metrics, resumed metrics.json, the last.ckpt the kill left)."""
+    import json
+    import signal
+    import time
+
+    from src.train import train
+
+    reference = train(compose_config(*settings, output_dir=tmp_path / "ref"))
+    log_dir = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "src.train", *settings, f"paths.log_dir={log_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(log_dir.glob("*/runs/*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    time.sleep(wait)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (run_dir,) = log_dir.glob("*/runs/*")
+    killed_at = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    result = run_module("src.train", f"resume={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return reference, json.loads((run_dir / "metrics.json").read_text()), killed_at

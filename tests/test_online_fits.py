@@ -8,12 +8,7 @@ the full-data target (E-step statistics, or the CAVI optimum in natural paramete
 
 from __future__ import annotations
 
-import json
 import math
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import pytorch_lightning as pl
@@ -31,7 +26,7 @@ from src.fits.svi import SVIFit
 from src.models.earthquake import EarthquakeMixture, data_constant, features
 from src.models.gmm import GaussianMixture
 from src.train import train
-from tests.conftest import ROOT, compose_config, run_module
+from tests.conftest import compose_config, kill_after_first_epoch_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -395,28 +390,8 @@ def test_an_online_em_run_killed_in_mid_epoch_resumes_bit_for_bit(tmp_path):
         "callbacks.figures=null",
         "~logger",
     ]
-    reference = train(compose_config(*settings, output_dir=tmp_path / "ref"))
-    log_dir = tmp_path / "runs"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.train", *settings, f"paths.log_dir={log_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    while not list(log_dir.glob("*/runs/*/checkpoints/last.ckpt")):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.05)
-    time.sleep(0.3)  # inside the next pass (200 updates)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    (run_dir,) = log_dir.glob("*/runs/*")
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert 0 < state["global_step"] < 1200 and state["global_step"] % 200 == 0
-    result = run_module("src.train", f"resume={run_dir}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    resumed = json.loads((run_dir / "metrics.json").read_text())
+    reference, resumed, killed_at = kill_after_first_epoch_and_resume(settings, tmp_path, 0.3)
+    assert 0 < killed_at["global_step"] < 1200 and killed_at["global_step"] % 200 == 0
     for key, value in reference.items():
         if key != "fit_seconds" and isinstance(value, float):
             assert resumed[key] == value, key

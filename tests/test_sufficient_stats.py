@@ -3,18 +3,13 @@ the number of processes, a killed mini-batch run resumes bit for bit, and the ob
 decreases from one update to the next."""
 
 import itertools
-import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from src.train import train
-from tests.conftest import ROOT, compose_config, run_module
+from tests.conftest import compose_config, kill_after_first_epoch_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,28 +122,8 @@ def test_a_mini_batch_em_run_killed_in_mid_epoch_resumes_bit_for_bit(tmp_path):
         "callbacks.figures=null",
         "~logger",
     ]
-    reference = train(compose_config(*settings, output_dir=tmp_path / "ref"))
-    log_dir = tmp_path / "runs"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.train", *settings, f"paths.log_dir={log_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    while not list(log_dir.glob("*/runs/*/checkpoints/last.ckpt")):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.05)
-    time.sleep(0.4)  # well inside the next epoch (200 batches)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    (run_dir,) = log_dir.glob("*/runs/*")
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert 0 < state["global_step"] < 12  # killed before the end
-    result = run_module("src.train", f"resume={run_dir}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    resumed = json.loads((run_dir / "metrics.json").read_text())
+    reference, resumed, killed_at = kill_after_first_epoch_and_resume(settings, tmp_path, 0.4)
+    assert 0 < killed_at["global_step"] < 12  # killed before the end
     for key, value in reference.items():
         if key != "fit_seconds" and isinstance(value, float):
             assert resumed[key] == value, key
