@@ -10,14 +10,15 @@ batch, never N×K: any N fits, given batches.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 from torch import Tensor, nn
 
-from src.fits.sufficient_stats import INIT_POINTS, SufficientStatsFit
+from src.fits.sufficient_stats import SufficientStatsFit
 from src.models.gmm import GaussianMixture
 from src.models.gmm_ops import em_statistics, from_statistics
 from src.models.standardized import Standardized
-from src.utils.kmeans import subsample
 
 
 class EMFit(SufficientStatsFit):
@@ -32,10 +33,10 @@ class EMFit(SufficientStatsFit):
             return "EM fits a Gaussian mixture (model=gmm)"
         return None
 
-    def prepare(self, train_x: Tensor, resuming: bool) -> None:
-        """The shift: the centre of the initialisation subsample, the same on every rank."""
-        self.shift = subsample(train_x, INIT_POINTS, self.seed).to(self.compute_dtype).mean(0)
-        super().prepare(train_x, resuming)
+    @cached_property
+    def shift(self) -> Tensor:
+        """The centre of the initialisation subsample: the same on every rank and every resume."""
+        return self._init_x.mean(0)
 
     def initialise(self, x: Tensor, generator: torch.Generator) -> None:
         self.model.init_from_data(x, generator)

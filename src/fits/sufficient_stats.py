@@ -97,8 +97,9 @@ class SufficientStatsFit(DensityFit):
 
     # The loop ---------------------------------------------------------------------------------
     def prepare(self, train_x: Tensor, resuming: bool) -> None:
-        """Keep the seeded initialisation subsample and start restart 0 (so a setting that
-        cannot work with these data fails before training; a resume overwrites it)."""
+        """Keep the seeded initialisation subsample and start restart 0, so a setting that
+        cannot work with these data fails before training (a resume takes its state from the
+        checkpoint instead)."""
         self._init_x = subsample(train_x, INIT_POINTS, self.seed).to(self.compute_dtype)
         if not resuming:
             self._start_restart()
