@@ -24,6 +24,7 @@ from src.models.protocol import DensityModel
 from src.models.standardized import standardized
 from src.utils.instantiate import build
 from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
+from src.utils.runs import run_name
 from src.utils.settings import check_settings
 from src.utils.threads import available_cores, check_threads, sweep_workers
 
@@ -217,7 +218,7 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
         RunGuard(f"{cfg.paths.output_dir}/checkpoints", {MODEL_CONFIG: _model_config(cfg)})
     )
     callbacks.append(ThreadPolicy(threads, sweep_workers(_launcher_jobs(cfg), available_cores())))
-    loggers = [build(c, f"logger.{k}") for k, c in _selected(cfg.get("logger"))]
+    loggers = [build(c, f"logger.{k}", **_named(c, cfg)) for k, c in _selected(cfg.get("logger"))]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     skip_no_op_hooks(trainer.callbacks)  # with those Lightning added (a default progress bar)
@@ -232,6 +233,13 @@ def _launcher_jobs(cfg: DictConfig) -> object:
     if hydra_cfg is None or str(hydra_cfg.get("mode")) != "RunMode.MULTIRUN":
         return None
     return OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None)
+
+
+def _named(logger_cfg: DictConfig, cfg: DictConfig) -> dict:
+    """A TensorBoard run left unnamed (`version: ""`) is named after the run, e.g. gmm-mog2d-s0."""
+    if "TensorBoardLogger" in str(logger_cfg.get("_target_")) and not logger_cfg.get("version"):
+        return {"version": run_name(cfg)}
+    return {}
 
 
 def _selected(group: DictConfig | None) -> list[tuple[str, DictConfig]]:

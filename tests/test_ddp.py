@@ -67,7 +67,7 @@ def test_ddp_cpu_equals_one_process(make_cfg, tmp_path):
     run_dir = tmp_path / "ddp"  # rank 0's files, once
     assert json.loads((run_dir / "metrics.json").read_text())["test/nll"] == two["test/nll"]
     assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 @pytest.mark.slow

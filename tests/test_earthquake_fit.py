@@ -45,7 +45,7 @@ def test_fit_recovers_well_separated_truth_and_logs_every_sweep(make_cfg, tmp_pa
     assert metrics["test/mu_error"] < 0.15 * math.sqrt(1.0)
     assert metrics["test/lambda_rel_error"] < 0.10
     assert 0 <= metrics["test/kl_gap"] < 0.02  # the posterior predictive is near the truth
-    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "earthquake-earthquake-s0"))
     events.Reload()
     elbo = events.Scalars("train/elbo")
     assert [e.step for e in elbo] == list(range(1, int(metrics["train/iterations"]) + 1))

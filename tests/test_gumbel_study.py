@@ -109,7 +109,9 @@ def _run(make_cfg, experiment, *extra):
 
 
 def _image_tags(tmp_path):
-    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
+    (run,) = (tmp_path / "tensorboard").iterdir()  # named <study>-none-s<seed>
+    assert run.name.endswith("-none-s0")
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     return set(events.Tags()["images"])
 
 

@@ -73,7 +73,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_metrics(uninterrupt
     assert not (run_dir / "metrics.json").exists()
     assert without_timing(resume(run_dir)) == uninterrupted
     assert (
-        len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
+        len(list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))) >= 2
     )  # the same TB run grows
     # the resume's own config and log, in exactly one new directory, nothing overwritten
     assert len(list((run_dir / "resumed").iterdir())) == 1

@@ -61,11 +61,12 @@ def test_tensorboard_serves_a_sweep_side_by_side(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert sorted(wait_for_runs(port, 2, server)) == ["0/tensorboard", "1/tensorboard"]
+        runs = ["0/tensorboard/flow1d-mog1d-s0", "1/tensorboard/flow1d-mog1d-s1"]
+        assert sorted(wait_for_runs(port, 2, server)) == runs  # named after the job
         tags = get(port, "/data/plugin/scalars/tags")
-        for run in ("0/tensorboard", "1/tensorboard"):
+        for run in runs:
             assert {"train/nll", "val/nll", "test/nll", "test/kl_gap"} <= set(tags[run])
-        points = get(port, "/data/plugin/scalars/scalars", run="0/tensorboard", tag="val/nll")
+        points = get(port, "/data/plugin/scalars/scalars", run=runs[0], tag="val/nll")
         assert len(points) == 2  # one validation per epoch
 
         experiment = get(port, "/data/plugin/hparams/experiment", request={"experimentName": ""})

@@ -52,9 +52,18 @@ def test_run_keeps_last_and_best_checkpoints(run):
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
 
 
+def only_tensorboard_run(run_dir):
+    """The run's TensorBoard run, named after it (`<model>-<data>-s<seed>`)."""
+    (named,) = (run_dir / "tensorboard").iterdir()
+    assert named.name == "flow1d-mog1d-s0"
+    return named
+
+
 def test_tensorboard_reads_scalars_figures_and_hparams(run):
     run_dir, metrics = run
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0}).Reload()
+    events = EventAccumulator(
+        str(only_tensorboard_run(run_dir)), size_guidance={"images": 0}
+    ).Reload()
     tags = events.Tags()
     assert {"train/nll", "val/nll", "test/nll", "test/kl_gap", "fit_seconds"} <= set(
         tags["scalars"]

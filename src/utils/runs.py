@@ -185,3 +185,18 @@ def sampler_seed(seed: int, storage: object, study_name: object) -> int:
 
 
 OmegaConf.register_new_resolver("sampler_seed", sampler_seed, replace=True)
+
+
+def run_name(cfg: DictConfig) -> str:
+    """`<model>-<data>-s<seed>` (a study's name for its model), plus, in a sweep, the job's
+    other command-line settings: how TensorBoard tells runs apart (`0/tensorboard` did not)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    identity = run_identity(cfg)
+    name = f"{identity.get('model') or identity.get('study')}-{identity.get('data')}-s{cfg.seed}"
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        named = {"model", "data", "seed", "study"}
+        swept = [f"{k}={v}" for k, v in identity["overrides"].items() if k not in named]
+        name = "-".join([name, *swept])
+    return name.replace("/", "_").replace(" ", "")
