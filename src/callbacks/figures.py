@@ -28,8 +28,8 @@ class FigureCallback(pl.Callback):
         if not trainer.sanity_checking and ((epoch + 1) % self.every_n_epochs == 0 or last):
             self._draw(trainer, module, "fit")
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self._draw(trainer, module, "samples")
+    def on_test_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._draw(trainer, module, "samples")  # after the test metrics, for the titles
 
     @rank_zero_only
     def _draw(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
@@ -47,5 +47,20 @@ class FigureCallback(pl.Callback):
             figures = draw(model, datamodule) if draw is not None else {}
             if hasattr(module, "figures"):  # a fit's own figures, e.g. its objective per update
                 figures |= module.figures()
+            heading = _heading(model, trainer.callback_metrics, stage)
             for tag, figure in figures.items():
+                figure.suptitle(heading, fontsize="medium")
                 tensorboard.experiment.add_figure(f"{stage}/{tag}", figure, trainer.global_step)
+
+
+SCORES = {"fit": ("val/nll",), "samples": ("test/kl_gap", "test/nll")}
+
+
+def _heading(model: object, metrics: dict, stage: str) -> str:
+    """Every figure names its model and its score so far: val/nll while fitting, the test
+    kl_gap (or the test NLL where there is no truth) at the end."""
+    name = type(getattr(model, "model", model)).__name__  # a standardized model's own name
+    for key in SCORES[stage]:
+        if key in metrics:
+            return f"{name}: {key} = {float(metrics[key]):.4g}"
+    return name

@@ -69,16 +69,17 @@ def fit(model, datamodule) -> dict[str, Figure]:
     for i, (title, log_prob) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels) + 1, i + 1)
         if x.shape[1] == 2:
-            ax.imshow(
+            image = ax.imshow(
                 density_grid(log_prob, bounds, like), origin="lower", extent=extent, aspect="auto"
             )
-        ax.set(title=f"{title} density", xlim=bounds[0], ylim=bounds[1])
+            fig.colorbar(image, ax=ax, label="density")
+        ax.set(title=f"{title} density", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
     ax = fig.add_subplot(1, len(panels) + 1, len(panels) + 1)
     shown = x[:5000].float().cpu().numpy()
     ax.scatter(shown[:, 0], shown[:, 1], s=1, alpha=0.3, color="grey")
     if hasattr(model, "covariance"):
         _ellipses(ax, model)
-    ax.set(title="train data", xlim=bounds[0], ylim=bounds[1])
+    ax.set(title="train data", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
     return {"density": fig}
 
 
@@ -93,6 +94,6 @@ def samples(model, datamodule, n: int = 5000) -> dict[str, Figure]:
     ax = fig.add_subplot()
     ax.scatter(shown[:, 0], shown[:, 1], s=1, alpha=0.3, color="grey", label="test data")
     ax.scatter(drawn[:, 0], drawn[:, 1], s=1, alpha=0.3, color="C0", label="model samples")
-    ax.set(title="samples", xlim=bounds[0], ylim=bounds[1])
+    ax.set(title="samples", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
     ax.legend(markerscale=8)
     return {"samples": fig}
