@@ -148,3 +148,12 @@ def test_tuned_run_moves_the_proposal(make_cfg, tune):
 def test_bad_settings_are_refused(make_cfg, override, key):
     with pytest.raises(ConfigError, match=f"^{key}="):
         train(make_cfg("experiment=gamblers_ruin", override))
+
+
+def test_the_study_draws_its_estimate_and_weights(make_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(make_cfg("experiment=gamblers_ruin", "study.n_paths=5000", "study.n_mc_paths=2"))
+    (run,) = (tmp_path / "tensorboard").iterdir()
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    assert {"samples/estimate", "samples/weights"} <= set(events.Tags()["images"])

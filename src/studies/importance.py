@@ -83,7 +83,8 @@ class ImportanceStudy(SamplingStudy):
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         q, game, generator = float(self.q), self.game, self.generator()
         walks = game.walk(q, self.n_paths, generator, self.device)
-        result = estimate(walks, game.log_weights(walks, q))
+        log_w = game.log_weights(walks, q)
+        result = estimate(walks, log_w)
         plain = game.walk(game.p, self.n_mc_paths, generator, self.device)
         mc = estimate(plain, game.log_weights(plain, game.p))
         exact = game.exact()
@@ -101,6 +102,17 @@ class ImportanceStudy(SamplingStudy):
             "test/z_score": (result.estimate - exact) / result.se if result.se > 0 else 0.0,
         }
         self.log_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
+        y = torch.where(walks.won, log_w.exp(), torch.zeros_like(log_w))
+        self._drawn = (y.cpu(), log_w[walks.won].cpu(), exact)
+
+    def figures(self) -> dict:
+        """The estimate ± se against the number of walks, with the exact value, and the
+        distribution of the winning walks' weights (what the variance comes from)."""
+        if getattr(self, "_drawn", None) is None:
+            return {}
+        from src.plots.importance import importance_figures
+
+        return importance_figures(*self._drawn, q=float(self.q))
 
     def configure_optimizers(self) -> ClosedFormStep:
         return ClosedFormStep([self.q])
