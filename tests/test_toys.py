@@ -286,3 +286,14 @@ def test_data_modules_are_seeded_and_scored_by_their_oracle(name):
     a, b, c = module(1), module(1), module(2)
     assert torch.equal(a.train_x, b.train_x) and not torch.equal(a.train_x, c.train_x)
     assert torch.isfinite(a.oracle_log_prob).all()  # float32 test points, rounding included
+
+
+def test_curve_truths_build_under_no_grad_and_inference_mode():
+    """A figure or an evaluation builds the truth without gradients; the quadrature's bump
+    widths take derivatives of the curve all the same."""
+    from src.data.toy_curves import TwoSpirals
+
+    reference = TwoSpirals().log_prob(torch.zeros(3, 2, dtype=torch.float64))
+    with torch.inference_mode():
+        inside = TwoSpirals().log_prob(torch.zeros(3, 2, dtype=torch.float64))
+    torch.testing.assert_close(inside, reference)

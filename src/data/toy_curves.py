@@ -83,11 +83,13 @@ class BlurredCurve(Toy2d):
         return self.curve(self.draw_t(n)) + self.noise * torch.randn(n, 2, dtype=_F64)
 
     def bump_width(self, t: Tensor) -> Tensor:
-        """w(t) = σ/√(|c'|² + d|c' × c''|/|c'|) at d = REACH·σ, by autograd."""
-        t = t.clone().requires_grad_()
-        c = self.curve(t)
-        d1 = [torch.autograd.grad(c[:, i].sum(), t, create_graph=True)[0] for i in range(2)]
-        d2 = [torch.autograd.grad(d1[i].sum(), t, retain_graph=True)[0] for i in range(2)]
+        """w(t) = σ/√(|c'|² + d|c' × c''|/|c'|) at d = REACH·σ, by autograd (also when the truth
+        is built under no_grad or inference mode: a figure, an evaluation)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            t = t.clone().requires_grad_()
+            c = self.curve(t)
+            d1 = [torch.autograd.grad(c[:, i].sum(), t, create_graph=True)[0] for i in range(2)]
+            d2 = [torch.autograd.grad(d1[i].sum(), t, retain_graph=True)[0] for i in range(2)]
         speed = torch.hypot(d1[0], d1[1]).detach()
         cross = (d1[0] * d2[1] - d1[1] * d2[0]).abs().detach()
         return self.noise / (speed.square() + REACH * self.noise * cross / speed).sqrt()

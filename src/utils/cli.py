@@ -62,8 +62,10 @@ def exit_now(code: Any) -> None:
     """End the process as `sys.exit(code)` would, without the interpreter's teardown.
 
     Once torch and Lightning are loaded, freeing their modules at exit takes 0.7–1.5 s and
-    does nothing a user needs. Everything that matters runs first: other threads are joined,
-    the atexit handlers run (loggers, joblib's workers), the log files and stdio are flushed.
+    does nothing a user needs. Everything that matters runs first: the atexit handlers run
+    (loggers), the log files and stdio are flushed. A process that still has other threads (a
+    joblib sweep's executor, which stops from the interpreter's own shutdown hooks) exits the
+    ordinary way: joining them here, before those hooks, waited forever.
     """
     if isinstance(code, str):  # sys.exit("message"): printed, status 1
         print(code, file=sys.stderr)
@@ -72,9 +74,8 @@ def exit_now(code: Any) -> None:
         code = 0
     elif not isinstance(code, int):
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
