@@ -50,9 +50,9 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.Ligh
     model = standardized(model, getattr(datamodule, "standardization", None))
     fit_class = _fit_class(cfg)
     check_pairing(cfg, model, fit_class, datamodule)
-    check_memory(cfg, model, datamodule)
     fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))
-    fit.prepare(datamodule.train_x, resuming=bool(cfg.get("ckpt_path")))
+    fit.prepare(datamodule.train_x, resuming=bool(cfg.get("ckpt_path")))  # e.g. K > N refused
+    check_memory(cfg, model, datamodule)
     return fit
 
 
