@@ -91,3 +91,17 @@ def kill_after_first_epoch_and_resume(
     result = run_module("src.train", f"resume={run_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
     return reference, json.loads((run_dir / "metrics.json").read_text()), killed_at
+
+
+def bare_trainer(max_epochs: int, **settings):
+    """A Trainer with nothing around the fit: no logger, checkpoints, progress bar or summary."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **settings,
+    )

@@ -13,6 +13,7 @@ from src.errors import UserError
 from src.fits.cavi import CAVIFit
 from src.models.earthquake import EarthquakeMixture
 from src.train import train
+from tests.conftest import bare_trainer
 
 SEPARATED = (
     "data.means=[[-6,0],[6,0],[0,6],[0,-6]]",
@@ -55,19 +56,11 @@ def test_fit_recovers_well_separated_truth_and_logs_every_sweep(make_cfg, tmp_pa
 
 
 def test_restarts_run_in_turn_and_the_best_is_kept():
-    import pytorch_lightning as pl
 
     data = SyntheticEarthquakes(n_components=6, rho=4.0, n_train=600, n_val=50, n_test=50, seed=2)
     fit = CAVIFit(EarthquakeMixture(n_components=6, rho=4.0), n_init=5, max_iter=100, tol=1e-7)
     fit.prepare(data.train_x, resuming=False)
-    trainer = pl.Trainer(
-        max_epochs=500,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(500, limit_val_batches=0)
     trainer.fit(fit, datamodule=data)
     finals = [trace[-1] for trace in fit.state["traces"]]
     assert len(finals) == 5 and len(set(finals)) > 1  # different local optima

@@ -10,7 +10,7 @@ from src.data.truths_2d import gaussian_mixture
 from src.errors import ConfigError, UserError
 from src.models.gmm import GaussianMixture
 from src.train import train
-from tests.conftest import run_module
+from tests.conftest import bare_trainer, run_module
 
 
 def _ring_data(n=3000, seed=0) -> torch.Tensor:
@@ -129,7 +129,6 @@ def test_chunked_statistics_equal_one_pass(monkeypatch):
 
 
 def test_em_stops_after_n_init_converged_restarts():
-    import pytorch_lightning as pl
 
     from src.data.synthetic import SyntheticDataModule
     from src.fits.em import EMFit
@@ -137,14 +136,7 @@ def test_em_stops_after_n_init_converged_restarts():
     data = SyntheticDataModule(gaussian_mixture(), 2000, 200, 200, None, 0, dim=2)
     fit = EMFit(GaussianMixture(8, 2), tol=1e-4, max_iter=100, n_init=2)
     fit.prepare(data.train_x, resuming=False)
-    trainer = pl.Trainer(
-        max_epochs=1000,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = bare_trainer(1000, num_sanity_val_steps=0)
     trainer.fit(fit, datamodule=data)
     assert fit.state["restart"] == 2 and trainer.current_epoch < 200
     assert trainer.global_step == sum(len(t) for t in fit.state["traces"])

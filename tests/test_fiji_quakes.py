@@ -15,6 +15,7 @@ from src.data.earthquake import (
     project,
 )
 from src.errors import ConfigError, UserError
+from tests.conftest import bare_trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,7 +98,6 @@ def test_user_catalogue_columns_and_bad_rows_by_line(tmp_path):
 
 
 def _fit(**settings):
-    import pytorch_lightning as pl
 
     from src.fits.cavi import CAVIFit
     from src.models.earthquake import EarthquakeMixture
@@ -106,14 +106,7 @@ def _fit(**settings):
     model = EarthquakeMixture(n_components=3, tau=1e4, nu=(0.0, 0.0), rho=1e6, alpha=2.0, beta=0.05)
     fit = CAVIFit(model, n_init=2, max_iter=200, tol=1e-8, **settings)
     fit.prepare(data.train_x, resuming=False)
-    trainer = pl.Trainer(
-        max_epochs=400,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(400, limit_val_batches=0)
     trainer.fit(fit, datamodule=data)
     return fit, data
 

@@ -26,7 +26,7 @@ from src.fits.svi import SVIFit
 from src.models.earthquake import EarthquakeMixture, data_constant, features
 from src.models.gmm import GaussianMixture
 from src.train import train
-from tests.conftest import compose_config, kill_after_first_epoch_and_resume
+from tests.conftest import bare_trainer, compose_config, kill_after_first_epoch_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -56,12 +56,8 @@ def _fit(kind: str, online: bool, **settings):
 
 
 def _trainer(max_epochs=1000, **kwargs) -> pl.Trainer:
-    return pl.Trainer(
-        max_epochs=max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    return bare_trainer(
+        max_epochs,
         num_sanity_val_steps=0,
         limit_val_batches=0,
         **kwargs,

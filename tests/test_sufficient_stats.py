@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from src.train import train
-from tests.conftest import compose_config, kill_after_first_epoch_and_resume
+from tests.conftest import bare_trainer, compose_config, kill_after_first_epoch_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -71,7 +71,6 @@ def test_mini_batches_give_the_full_batch_fit(setting, tmp_path):
 
 @pytest.mark.parametrize("setting", [EM, CAVI], ids=["em", "cavi"])
 def test_the_objective_never_decreases(setting, make_cfg):
-    import pytorch_lightning as pl
 
     from src.build import build_datamodule, build_module
 
@@ -79,9 +78,7 @@ def test_the_objective_never_decreases(setting, make_cfg):
     cfg = make_cfg(*setting, "data.batch_size=700", "model.n_components=6", "fit.tol=1e-13", *QUIET)
     datamodule = build_datamodule(cfg)
     fit = build_module(cfg, datamodule)
-    pl.Trainer(
-        max_epochs=100, logger=False, enable_checkpointing=False, enable_progress_bar=False
-    ).fit(fit, datamodule=datamodule)
+    bare_trainer(100).fit(fit, datamodule=datamodule)
     assert len(fit.state["traces"]) == 2
     for trace in fit.state["traces"]:
         assert len(trace) > 3
