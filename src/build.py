@@ -98,11 +98,21 @@ def _optimizer_for(module_cfg: DictConfig, cfg: DictConfig) -> dict:
         return {}
     if "optimizer" not in parameters:
         return {}
-    check_settings(cfg.optimizer, get_class(cfg.optimizer._target_).__init__, "optimizer")
+    _check_against_class(cfg.optimizer, "optimizer")
     extra = {"optimizer": build(cfg.optimizer, "optimizer")}
     if "scheduler" in parameters:
         extra["scheduler"] = _scheduler(cfg) if cfg.get("scheduler") else None
     return extra
+
+
+def _check_against_class(node: DictConfig, path: str) -> None:
+    """The settings against the class's signature; a class that cannot be imported is left to
+    `build`, which names `<path>._target_` in one line."""
+    try:
+        target = get_class(node._target_)
+    except Exception:
+        return
+    check_settings(node, target.__init__, path)
 
 
 def _scheduler(cfg: DictConfig) -> Any:
@@ -110,7 +120,7 @@ def _scheduler(cfg: DictConfig) -> Any:
     scheduler rejects (or divides by, like T_max=0) fails before training, in one line."""
     import torch
 
-    check_settings(cfg.scheduler, get_class(cfg.scheduler._target_).__init__, "scheduler")
+    _check_against_class(cfg.scheduler, "scheduler")
     factory = build(cfg.scheduler, "scheduler")
     name = cfg.scheduler._target_.rsplit(".", 1)[-1]
     try:

@@ -61,7 +61,8 @@ def test_tensorboard_serves_a_sweep_side_by_side(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        runs = ["0/tensorboard/flow1d-mog1d-s0", "1/tensorboard/flow1d-mog1d-s1"]
+        settings = "data.n_train=500-data.n_test=500"  # the job's own, not paths or trainer
+        runs = [f"{j}/tensorboard/flow1d-mog1d-s{j}-{settings}" for j in (0, 1)]
         assert sorted(wait_for_runs(port, 2, server)) == runs  # named after the job
         tags = get(port, "/data/plugin/scalars/tags")
         for run in runs:

@@ -189,7 +189,8 @@ OmegaConf.register_new_resolver("sampler_seed", sampler_seed, replace=True)
 
 def run_name(cfg: DictConfig) -> str:
     """`<model>-<data>-s<seed>` (a study's name for its model), plus, in a sweep, the job's
-    other command-line settings: how TensorBoard tells runs apart (`0/tensorboard` did not)."""
+    other command-line settings of the model, data, fit and optimizer (not where its files go or
+    how the trainer runs): how TensorBoard tells runs apart (`0/tensorboard` did not)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -197,6 +198,11 @@ def run_name(cfg: DictConfig) -> str:
     name = f"{identity.get('model') or identity.get('study')}-{identity.get('data')}-s{cfg.seed}"
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         named = {"model", "data", "seed", "study"}
-        swept = [f"{k}={v}" for k, v in identity["overrides"].items() if k not in named]
+        infrastructure = ("paths.", "hydra.", "callbacks", "logger", "trainer.", "debug")
+        swept = [
+            f"{k}={v}"
+            for k, v in identity["overrides"].items()
+            if k not in named and not k.lstrip("+~").startswith(infrastructure)
+        ]
         name = "-".join([name, *swept])
     return name.replace("/", "_").replace(" ", "")
