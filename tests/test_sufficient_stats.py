@@ -31,6 +31,7 @@ CAVI = (
     "fit.n_init=2",
     "fit.max_iter=15",
 )
+CHECKPOINTS_ONLY = ("~logger", "callbacks.figures=null", "callbacks.progress_bar=null")
 FIT_METRICS = ("test/nll", "val/nll", "test/kl_gap")
 
 
@@ -58,10 +59,7 @@ def test_mini_batches_give_the_full_batch_fit(setting, tmp_path):
         cfg = compose_config(
             *setting,
             f"data.batch_size={batch}",
-            "callbacks=default",
-            "~logger",
-            "callbacks.figures=null",
-            "callbacks.progress_bar=null",
+            *CHECKPOINTS_ONLY,
             output_dir=tmp_path / name,
         )
         runs.append(_fitted(cfg))
@@ -71,7 +69,6 @@ def test_mini_batches_give_the_full_batch_fit(setting, tmp_path):
 
 @pytest.mark.parametrize("setting", [EM, CAVI], ids=["em", "cavi"])
 def test_the_objective_never_decreases(setting, make_cfg):
-
     from src.build import build_datamodule, build_module
 
     # more components than the truth and a tight tol: many small steps before convergence
@@ -94,10 +91,7 @@ def test_two_processes_give_the_one_process_fit(setting, tmp_path):
             *setting,
             "data.batch_size=1000",
             f"trainer={trainer}",
-            "callbacks=default",
-            "~logger",
-            "callbacks.figures=null",
-            "callbacks.progress_bar=null",
+            *CHECKPOINTS_ONLY,
             output_dir=tmp_path / name,
         )
         runs.append(_fitted(cfg))
