@@ -1,5 +1,7 @@
 """The thread policy: the numbers `threads=auto` chooses, and that every run applies them."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -74,11 +76,10 @@ def test_an_integer_is_used_as_given(make_cfg, monkeypatch):
 
 
 def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):
-    from pytorch_lightning.callbacks import Timer
+    from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 
     from src.build import build_trainer
-    from src.callbacks.lean import PER_STEP_HOOKS
-    from src.callbacks.run_guard import RunGuard
+    from src.callbacks.lean import PER_STEP_HOOKS, skip_no_op_hooks
 
     trainer = build_trainer(make_cfg())
     called = {
@@ -88,8 +89,22 @@ def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):
     assert called["RunGuard"] == {"on_train_batch_end", "on_before_optimizer_step"}
     assert called["LastCheckpoint"] == called["FigureCallback"] == called["ThreadPolicy"] == set()
     assert "on_train_batch_end" not in called["Timer"]  # no duration: nothing to check
-    assert callable(Timer(duration="00:00:01:00").on_train_batch_end)
-    assert callable(RunGuard("unused").on_train_batch_end)
+    assert "on_train_batch_end" not in called["ModelCheckpoint"]  # saves per epoch only
+    timed, stepped = Timer(duration="00:00:01:00"), ModelCheckpoint(every_n_train_steps=10)
+    skip_no_op_hooks([timed, stepped])  # per-step work to do: the hooks stay
+    assert callable(timed.on_train_batch_end) and callable(stepped.on_train_batch_end)
+
+
+def test_the_hook_name_bookkeeping_bypasses_only_for_itself():
+    """DensityFit sets `_current_fx_name` directly; parameters still register as usual."""
+    from src.fits.mle import MLEFit
+    from src.models.flow1d import MixtureCDFFlow1d
+
+    fit = MLEFit(MixtureCDFFlow1d(2), partial(torch.optim.Adam, lr=1e-3))
+    fit._current_fx_name = "training_step"
+    fit.extra = torch.nn.Parameter(torch.zeros(1))
+    assert fit._current_fx_name == "training_step"
+    assert "extra" in dict(fit.named_parameters())
 
 
 def test_a_joblib_sweep_job_reads_its_workers(make_cfg):

@@ -3,15 +3,16 @@ overrides it or not, each call inside a profiler context named by the callback's
 (ModelCheckpoint builds that string from its settings every time): with five to seven callbacks
 and six hooks a step, that was 0.1–0.2 ms a step, as much as a fifth of a flow1d step.
 Lightning skips a hook that is not callable, so a hook a callback leaves as the base class's
-no-op is set to None on the instance; so is Timer's per-step check when it has no duration
-(it returns at once then)."""
+no-op is set to None on the instance; so are the per-step checks that return at once in this
+run: Timer's without a duration, ModelCheckpoint's without `every_n_train_steps` or
+`train_time_interval`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Timer
+from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 
 PER_STEP_HOOKS = (
     "on_train_batch_start",
@@ -35,4 +36,10 @@ def skip_no_op_hooks(callbacks: Iterable[pl.Callback]) -> None:
             if getattr(type(callback), hook, None) is getattr(pl.Callback, hook):
                 setattr(callback, hook, None)
         if isinstance(callback, Timer) and getattr(callback, "_duration", 0) is None:
+            callback.on_train_batch_end = None
+        if (
+            isinstance(callback, ModelCheckpoint)
+            and callback._every_n_train_steps < 1
+            and callback._train_time_interval is None
+        ):
             callback.on_train_batch_end = None

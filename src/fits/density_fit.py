@@ -9,6 +9,7 @@ so the metrics do not depend on how the test set is chunked or sharded.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -22,6 +23,15 @@ class DensityFit(pl.LightningModule):
         super().__init__()
         self.model = model
         self._test_sums: dict[str, Tensor] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Lightning records the running hook's name around every hook call, about 45 times a
+        step; `nn.Module.__setattr__` (isinstance checks for parameters, modules, buffers) made
+        that a tenth of a flow1d step. The name is a plain string, so it skips those checks."""
+        if name == "_current_fx_name":
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def prepare(self, train_x: Tensor, resuming: bool) -> None:
         """Called once by the run assembly before training, with the whole training split."""
