@@ -14,9 +14,10 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 from torch import nn
 
-from src.callbacks.lean import skip_no_op_hooks
+from src.callbacks.lean import NoProfiler, skip_no_op_hooks
 from src.callbacks.run_guard import RunGuard
 from src.callbacks.threads import ThreadPolicy
 from src.errors import ConfigError, UserError
@@ -229,8 +230,13 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     )
     callbacks.append(ThreadPolicy(threads, sweep_workers(_launcher_jobs(cfg), available_cores())))
     loggers = [build(c, f"logger.{k}", **_named(c, cfg)) for k, c in _selected(cfg.get("logger"))]
+    if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback then
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
+    trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **profiler
+    )
     skip_no_op_hooks(trainer.callbacks)  # with those Lightning added (a default progress bar)
     return trainer
 

@@ -118,3 +118,24 @@ def test_a_joblib_sweep_job_reads_its_workers(make_cfg):
     with open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN
     assert _launcher_jobs(cfg) == 2
+
+
+def test_the_default_profiler_costs_nothing_and_a_configured_one_is_kept(make_cfg):
+    from pytorch_lightning.profilers import SimpleProfiler
+
+    from src.build import build_trainer
+    from src.callbacks.lean import NoProfiler
+
+    assert isinstance(build_trainer(make_cfg()).profiler, NoProfiler)
+    assert isinstance(build_trainer(make_cfg("+trainer.profiler=simple")).profiler, SimpleProfiler)
+
+
+def test_turning_the_progress_bar_off_leaves_out_the_bar_callback(make_cfg):
+    """Lightning refuses `enable_progress_bar=False` beside a bar callback; the bar goes."""
+    from pytorch_lightning.callbacks import ProgressBar
+
+    from src.build import build_trainer
+
+    trainer = build_trainer(make_cfg("+trainer.enable_progress_bar=false"))
+    assert not any(isinstance(c, ProgressBar) for c in trainer.callbacks)
+    assert any(isinstance(c, ProgressBar) for c in build_trainer(make_cfg()).callbacks)

@@ -8,6 +8,7 @@ so the metrics do not depend on how the test set is chunked or sharded.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -23,6 +24,14 @@ class DensityFit(pl.LightningModule):
         super().__init__()
         self.model = model
         self._test_sums: dict[str, Tensor] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Lightning reads `training_step`'s signature on every step (does it take batch_idx?);
+        `inspect` returns a signature stored on the function instead of rebuilding it."""
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("training_step")
+        if step is not None:
+            step.__signature__ = inspect.signature(step)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Lightning records the running hook's name around every hook call, about 45 times a
