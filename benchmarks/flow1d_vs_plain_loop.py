@@ -6,8 +6,9 @@ callbacks, logger and thread policy; the anchor as
 `python benchmarks/anchors/flow1d_plain_loop.py --epochs E` (Dataset + DataLoader, batch 128,
 Adam 5e-3, one thread). The steady-state cost per epoch is (T(150 epochs) − T(50 epochs)) / 100,
 which removes start-up, data and test from both; each T is the median of `--repeats` runs, the
-programs run alternately. Then the time to quality of `experiment=flow1d_fast` (its own
-fit_seconds) against the anchor's 500 epochs.
+programs run alternately. T is wall time; the CPU time the process used (user + system, all its
+threads) is shown beside it, steadier when other work shares the cores. Then the time to quality
+of `experiment=flow1d_fast` (its own fit_seconds) against the anchor's 500 epochs.
 
     python benchmarks/flow1d_vs_plain_loop.py [--epochs 50 150] [--repeats 3] [--bare]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,8 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BARE = ("callbacks=none", "~logger", "+trainer.enable_progress_bar=false")
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    start = time.perf_counter()
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[tuple[float, float], str]:
+    """(wall seconds, CPU seconds) of one process, start to exit, and its output."""
+    start, cpu = time.perf_counter(), cpu_of_children()
     done = subprocess.run(
         command,
         cwd=ROOT,
@@ -37,13 +45,13 @@ def timed(command: list[str]) -> tuple[float, str]:
         text=True,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
     )
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start, cpu_of_children() - cpu)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
     return seconds, done.stdout
 
 
-def framework(epochs: int, out: Path, *extra: str) -> tuple[float, dict]:
+def framework(epochs: int, out: Path, *extra: str) -> tuple[tuple[float, float], dict]:
     run_dir = out / f"run{time.monotonic_ns()}"
     command = [
         sys.executable,
@@ -58,8 +66,8 @@ def framework(epochs: int, out: Path, *extra: str) -> tuple[float, dict]:
     return seconds, json.loads((run_dir / "metrics.json").read_text())
 
 
-def plain(epochs: int) -> tuple[float, float, int]:
-    """Seconds, KL gap and steps per epoch of the notes' loop."""
+def plain(epochs: int) -> tuple[tuple[float, float], float, int]:
+    """(wall, CPU) seconds, KL gap and steps per epoch of the notes' loop."""
     seconds, out = timed(
         [sys.executable, "benchmarks/anchors/flow1d_plain_loop.py", f"--epochs={epochs}"]
     )
@@ -74,7 +82,7 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="also without callbacks and logger")
     args = parser.parse_args()
     short, long = args.epochs
-    times: dict[tuple[str, int], list[float]] = {}
+    times: dict[tuple[str, int], list[tuple[float, float]]] = {}
     gaps: dict[str, float] = {}
     load = os.getloadavg()[0]
     variants = {"framework": (), **({"bare": BARE} if args.bare else {})}
@@ -98,29 +106,35 @@ def main() -> None:
             ]
         )
         fast = json.loads((fast_dir / "metrics.json").read_text())
-    per_epoch = {
-        name: (statistics.median(times[(name, long)]) - statistics.median(times[(name, short)]))
-        / (long - short)
-        for name in ("plain", *variants)
-    }
+
+    def median(name: str, epochs: int, clock: int) -> float:
+        return statistics.median(t[clock] for t in times[(name, epochs)])
+
+    def per_epoch(name: str, clock: int) -> float:
+        return (median(name, long, clock) - median(name, short, clock)) / (long - short)
+
     print(
         f"flow1d, batches of 128 ({steps} steps per epoch), through the command "
         f"line; median of {args.repeats}; load average {load:.1f}"
     )
-    print(f"| program | T({short}) s | T({long}) s | ms per epoch | ratio | kl_gap at {long} |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"| program | T({short}) s | T({long}) s | ms per epoch | ratio | CPU ms per epoch | "
+        f"CPU ratio | kl_gap at {long} |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     names = {
         "plain": "plain loop (notes), 1 thread",
         "framework": "framework, defaults",
         "bare": "framework, no callbacks/logger",
     }
     for name in ("plain", *variants):
+        wall, cpu = per_epoch(name, 0), per_epoch(name, 1)
         print(
-            f"| {names[name]} | {statistics.median(times[(name, short)]):.2f} | "
-            f"{statistics.median(times[(name, long)]):.2f} | {1e3 * per_epoch[name]:.2f} | "
-            f"{per_epoch[name] / per_epoch['plain']:.2f}x | {gaps[name]:.4f} |"
+            f"| {names[name]} | {median(name, short, 0):.2f} | {median(name, long, 0):.2f} | "
+            f"{1e3 * wall:.2f} | {wall / per_epoch('plain', 0):.2f}x | {1e3 * cpu:.2f} | "
+            f"{cpu / per_epoch('plain', 1):.2f}x | {gaps[name]:.4f} |"
         )
-    plain_500 = 500 * per_epoch["plain"]
+    plain_500 = 500 * per_epoch("plain", 0)
     print(
         f"time to quality: flow1d_fast fit {fast['fit_seconds']:.2f} s to kl_gap "
         f"{fast['test/kl_gap']:.4f}; the plain loop's 500 epochs ≈ {plain_500:.2f} s "
