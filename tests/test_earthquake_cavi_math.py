@@ -146,15 +146,19 @@ def test_predictive_matches_monte_carlo_over_the_posterior():
 
 
 def test_predictive_counts_sum_to_one_and_batch_over_restarts():
-    _, q = random_state(1)
+    """Two different posteriors batched as restarts: each row is its own posterior's predictive
+    (identical copies would hide a mix-up between restarts)."""
+    posteriors = [random_state(1, seed)[1] for seed in (1, 2)]
     grid = torch.arange(400)
     x = torch.zeros(len(grid), 2, dtype=torch.float64)
-    q_r = eq.Posterior(*(torch.stack([v, v]) for v in q))
+    q_r = eq.Posterior(*(torch.stack(v) for v in zip(*posteriors)))
     lp = eq.predictive_log_prob(x, grid, q_r, PRIOR)
     assert lp.shape == (2, len(grid))
-    # at x = 0 the location density is p(0); summing over S leaves Σ_k π_k N(0; m_k, τ + s_k)
-    loc = Normal(q.m, (PRIOR.tau + q.s).sqrt()[:, None]).log_prob(torch.zeros(2)).sum(-1)
-    torch.testing.assert_close(lp[0].logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
+    for row, q in zip(lp, posteriors):
+        torch.testing.assert_close(row, eq.predictive_log_prob(x, grid, q, PRIOR))
+        # at x = 0 the location density is p(0); summing over S leaves Σ_k π_k N(0; m_k, τ + s_k)
+        loc = Normal(q.m, (PRIOR.tau + q.s).sqrt()[:, None]).log_prob(torch.zeros(2)).sum(-1)
+        torch.testing.assert_close(row.logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
 
 
 def test_kmeans_seeds_are_data_points_one_per_cluster():
