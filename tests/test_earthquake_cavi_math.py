@@ -162,12 +162,16 @@ def test_predictive_counts_sum_to_one_and_batch_over_restarts():
 
 
 def test_kmeans_seeds_are_data_points_one_per_cluster():
+    """Over 200 seedings, one seed per cluster (by the nearest true mean) at least 80 % of the
+    time: 88 % here, against 65 % for plain k-means++ (one candidate) and 54 % for uniform
+    draws, both of which also give distinct data points."""
     x, s = data(n=2000)
-    seeds = kmeans_plus_plus(x, 3, generator=torch.Generator().manual_seed(0))
-    assert seeds.shape == (3, 2)
-    assert (torch.cdist(seeds, x).min(-1).values < 1e-6).all()
-    assert torch.pdist(seeds).min() > 1.0  # spread out: no two seeds on one spot
-    q = cavi.initial_posterior(eq.features(x, s), seeds, PRIOR)
+    seedings = [kmeans_plus_plus(x, 3, torch.Generator().manual_seed(i)) for i in range(200)]
+    assert all(seeds.shape == (3, 2) for seeds in seedings)
+    assert (torch.cdist(torch.cat(seedings), x).min(-1).values < 1e-6).all()
+    spread = [len(torch.cdist(seeds, MEANS).argmin(-1).unique()) == 3 for seeds in seedings]
+    assert sum(spread) >= 160
+    q = cavi.initial_posterior(eq.features(x, s), seedings[0], PRIOR)
     assert q.m.shape == (3, 2) and (q.s > 0).all() and (q.b > PRIOR.beta).all()
 
 
