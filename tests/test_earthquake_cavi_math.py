@@ -146,24 +146,32 @@ def test_predictive_matches_monte_carlo_over_the_posterior():
 
 
 def test_predictive_counts_sum_to_one_and_batch_over_restarts():
-    _, q = random_state(1)
+    """Two different posteriors batched as restarts: each row is its own posterior's predictive
+    (identical copies would hide a mix-up between restarts)."""
+    posteriors = [random_state(1, seed)[1] for seed in (1, 2)]
     grid = torch.arange(400)
     x = torch.zeros(len(grid), 2, dtype=torch.float64)
-    q_r = eq.Posterior(*(torch.stack([v, v]) for v in q))
+    q_r = eq.Posterior(*(torch.stack(v) for v in zip(*posteriors)))
     lp = eq.predictive_log_prob(x, grid, q_r, PRIOR)
     assert lp.shape == (2, len(grid))
-    # at x = 0 the location density is p(0); summing over S leaves Σ_k π_k N(0; m_k, τ + s_k)
-    loc = Normal(q.m, (PRIOR.tau + q.s).sqrt()[:, None]).log_prob(torch.zeros(2)).sum(-1)
-    torch.testing.assert_close(lp[0].logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
+    for row, q in zip(lp, posteriors):
+        torch.testing.assert_close(row, eq.predictive_log_prob(x, grid, q, PRIOR))
+        # at x = 0 the location density is p(0); summing over S leaves Σ_k π_k N(0; m_k, τ + s_k)
+        loc = Normal(q.m, (PRIOR.tau + q.s).sqrt()[:, None]).log_prob(torch.zeros(2)).sum(-1)
+        torch.testing.assert_close(row.logsumexp(0), (loc + PRIOR.log_pi).logsumexp(0))
 
 
 def test_kmeans_seeds_are_data_points_one_per_cluster():
+    """Over 200 seedings, one seed per cluster (by the nearest true mean) at least 80 % of the
+    time: 88 % here, against 65 % for plain k-means++ (one candidate) and 54 % for uniform
+    draws, both of which also give distinct data points."""
     x, s = data(n=2000)
-    seeds = kmeans_plus_plus(x, 3, generator=torch.Generator().manual_seed(0))
-    assert seeds.shape == (3, 2)
-    assert (torch.cdist(seeds, x).min(-1).values < 1e-6).all()
-    assert torch.pdist(seeds).min() > 1.0  # spread out: no two seeds on one spot
-    q = cavi.initial_posterior(eq.features(x, s), seeds, PRIOR)
+    seedings = [kmeans_plus_plus(x, 3, torch.Generator().manual_seed(i)) for i in range(200)]
+    assert all(seeds.shape == (3, 2) for seeds in seedings)
+    assert (torch.cdist(torch.cat(seedings), x).min(-1).values < 1e-6).all()
+    spread = [len(torch.cdist(seeds, MEANS).argmin(-1).unique()) == 3 for seeds in seedings]
+    assert sum(spread) >= 160
+    q = cavi.initial_posterior(eq.features(x, s), seedings[0], PRIOR)
     assert q.m.shape == (3, 2) and (q.s > 0).all() and (q.b > PRIOR.beta).all()
 
 

@@ -93,8 +93,12 @@ def test_run_fits_the_gaussian_target(make_cfg, gradient):
 
 
 def test_run_on_the_banana(make_cfg):
+    """One step from q = N(0, I), whose ELBO is −¼ in closed form: E_q log N(z₁; 0, 1) = −½ log 2π
+    − ½, E_q log N(z₂; ½(z₁² − 1), 1) = −½ log 2π − ½ − ⅛ Var(z₁²) and H[q] = log 2π + 1. Adam's
+    first step (lr 0.02) moves each parameter by 0.02, and at N(0, I) only log σ₁ has a slope
+    (−1), so the ELBO moves by at most 0.02. (Any q of a normalised target has ELBO < 0.)"""
     metrics = train(make_cfg("experiment=elbo_banana", "debug=fast"))
-    assert math.isfinite(metrics["test/elbo"]) and metrics["test/elbo"] < 0
+    assert abs(metrics["test/elbo"] + 0.25) < 0.02 + 4 * metrics["test/elbo_se"]
 
 
 @pytest.mark.parametrize(

@@ -103,9 +103,11 @@ def test_smoothing_optimum_is_add_alpha(analytic):
     assert model.logits.grad.abs().max() > 1e-4
 
 
-def test_smoothing_leaves_log_prob_exact():
+@pytest.mark.parametrize("analytic", [True, False])
+def test_smoothing_leaves_log_prob_exact(analytic):
+    """The prior shapes the gradient only, on either backward: log_prob stays the log-mass."""
     x = torch.tensor([0, 1, 1, 3])
-    plain, smoothed = Histogram(4), Histogram(4, smoothing=2.0)
+    plain, smoothed = Histogram(4), Histogram(4, analytic_grad=analytic, smoothing=2.0)
     smoothed.logits.data.copy_(plain.logits.data.normal_())
     torch.testing.assert_close(smoothed.log_prob(x), plain.log_prob(x))
 

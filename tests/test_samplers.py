@@ -75,11 +75,17 @@ def test_gumbel_argmax_follows_the_categorical():
 
 
 def test_gumbel_softmax_is_a_relaxed_one_hot_with_gradients():
+    """y = softmax((θ + g)/τ), so τ log(y_i/y_j) − (θ_i − θ_j) = g_i − g_j, a difference of
+    independent Gumbels: Logistic(0, 1). That pins the temperature and the noise, which any
+    softmax's sum to one would not."""
     logits = torch.tensor([0.0, 1.0, -0.5], requires_grad=True)
     soft = gumbel_softmax(logits, 1000, temperature=0.3, generator=_gen())
     assert torch.allclose(soft.sum(-1), torch.ones(1000))
-    assert (soft >= 0).all() and (soft <= 1).all()
     assert soft.max(-1).values.mean() < 0.99  # relaxed: not all mass on one category
+    log_y, theta = soft.detach().double().log(), logits.detach().double()
+    for i, j in ((0, 1), (1, 2)):
+        noise = 0.3 * (log_y[:, i] - log_y[:, j]) - (theta[i] - theta[j])
+        assert stats.kstest(noise.numpy(), stats.logistic.cdf).pvalue > 1e-3
     (grad,) = torch.autograd.grad((soft * torch.tensor([1.0, 2.0, 3.0])).sum(), logits)
     assert grad.abs().min() > 0
 
