@@ -115,6 +115,8 @@ def test_moons_are_seeded_and_have_no_oracle():
     a, b = MoonsDataModule(300, 50, 80, seed=1), MoonsDataModule(300, 50, 80, seed=1)
     assert torch.equal(a.train_x, b.train_x) and a.train_x.shape == (300, 2)
     assert not torch.equal(a.train_x, MoonsDataModule(300, 50, 80, seed=2).train_x)
+    equal_sizes = MoonsDataModule(50, 50, 50, seed=1).splits
+    assert not torch.equal(equal_sizes["train"], equal_sizes["val"])  # a seed for each split
     assert a.oracle_log_prob is None and a.support == "continuous"
     with pytest.raises(ConfigError, match=r"^dim=3 is invalid"):
         MoonsDataModule(dim=3)
