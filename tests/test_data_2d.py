@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from src.data.moons import MoonsDataModule
 from src.data.synthetic import SyntheticDataModule
@@ -13,37 +15,35 @@ from src.train import train
 
 
 def test_ring_mixture_defaults():
+    """FFJORD's eight centres (4 × the axes and diagonals' unit points), not merely eight points
+    at radius 4; equal weights, covariance 0.5² I."""
     truth = gaussian_mixture()
-    loc = truth.component_distribution.loc
-    assert loc.shape == (8, 2)
-    torch.testing.assert_close(loc.norm(dim=-1), torch.full((8,), 4.0).double())
+    comp = truth.component_distribution
+    c = 4 / math.sqrt(2)
+    ffjord = [(4, 0), (-4, 0), (0, 4), (0, -4), (c, c), (c, -c), (-c, c), (-c, -c)]
+    distance = torch.cdist(comp.loc, torch.tensor(ffjord, dtype=torch.float64))
+    assert (distance.min(0).values < 1e-12).all() and (distance.min(1).values < 1e-12).all()
+    cov = 0.25 * torch.eye(2, dtype=torch.float64).expand(8, 2, 2)
+    torch.testing.assert_close(comp.covariance_matrix, cov)
     torch.testing.assert_close(truth.mixture_distribution.probs, torch.full((8,), 0.125).double())
 
 
 def test_mixture_in_three_dimensions_with_explicit_parameters():
-    truth = gaussian_mixture(
-        n_components=2,
-        dim=3,
-        means=[[0, 0, 0], [1, 2, 3]],
-        covariances=[[[1, 0.5, 0], [0.5, 1, 0], [0, 0, 2]], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]],
-        weights=[0.25, 0.75],
+    """log p against scipy's densities built from the same literal settings: a weight, mean or
+    covariance entry put in the wrong place would show."""
+    means = [[0, 0, 0], [1, 2, 3]]
+    covariances = [[[1, 0.5, 0], [0.5, 1, 0], [0, 0, 2]], [[1, 0, 0], [0, 1, 0], [0, 0, 1]]]
+    weights = [0.25, 0.75]
+    truth = gaussian_mixture(2, 3, means=means, covariances=covariances, weights=weights)
+    assert truth.sample((4,)).shape == (4, 3)
+    x = np.array([[0.5, -1.0, 2.0], [1.0, 2.0, 3.0], [-2.0, 0.3, 0.0], [0.2, 0.9, 1.1]])
+    expected = np.logaddexp(
+        *(
+            np.log(w) + stats.multivariate_normal(m, c).logpdf(x)
+            for m, c, w in zip(means, covariances, weights, strict=True)
+        )
     )
-    x = truth.sample((4,))
-    assert x.shape == (4, 3)
-    manual = torch.logsumexp(
-        torch.stack([c.log_prob(x) for c in _components(truth)])
-        + truth.mixture_distribution.logits.unsqueeze(-1),
-        0,
-    )
-    torch.testing.assert_close(truth.log_prob(x), manual)
-
-
-def _components(truth):
-    comp = truth.component_distribution
-    return [
-        torch.distributions.MultivariateNormal(comp.loc[k], comp.covariance_matrix[k])
-        for k in range(len(comp.loc))
-    ]
+    torch.testing.assert_close(truth.log_prob(torch.from_numpy(x)), torch.from_numpy(expected))
 
 
 @pytest.mark.parametrize(
@@ -78,26 +78,29 @@ def test_singular_covariance_in_the_config_is_one_line(make_cfg):
 
 
 def test_banana_density_is_exact_and_normalised():
-    truth = banana(scales=[1.0, 0.5], curvature=1.0)
+    """σ₁ ≠ 1 and b ≠ 1, so that σ₁ and σ₁², or b and b², cannot stand in for each other."""
+    truth = banana(scales=[1.5, 0.5], curvature=0.7)
     x = truth.sample((5,))
     x1, x2 = x[:, 0], x[:, 1]
     normal = torch.distributions.Normal
-    expected = normal(0.0, 1.0).log_prob(x1) + normal(x1.square() - 1.0, 0.5).log_prob(x2)
+    expected = normal(0.0, 1.5).log_prob(x1) + normal(0.7 * (x1.square() - 2.25), 0.5).log_prob(x2)
     torch.testing.assert_close(truth.log_prob(x), expected)
-    a = torch.linspace(-7, 7, 701, dtype=torch.float64)
-    b = torch.linspace(-4, 50, 2701, dtype=torch.float64)
+    a = torch.linspace(-10, 10, 801, dtype=torch.float64)
+    b = torch.linspace(-5, 75, 3201, dtype=torch.float64)
     gx, gy = torch.meshgrid(a, b, indexing="ij")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
     mass = truth.log_prob(grid).exp().sum() * (a[1] - a[0]) * (b[1] - b[0])
-    assert float(mass) == pytest.approx(1.0, abs=1e-3)
+    assert float(mass) == pytest.approx(1.0, abs=1e-8)  # the Riemann sum errs by ~3e-11
 
 
-def test_banana_samples_have_the_right_moments():
+def test_banana_samples_follow_the_recipe():
+    """x₁ / σ₁ and (x₂ − b(x₁² − σ₁²)) / σ₂ are N(0, 1) (Kolmogorov–Smirnov): a bend of the
+    wrong sign or size leaves the moments of x₂ alone but not this residual."""
     torch.manual_seed(0)
-    x = banana(scales=[1.0, 0.5], curvature=1.0).sample((200_000,))
-    # x₁ ~ N(0, 1); E x₂ = E[x₁² − 1] = 0; Var x₂ = Var(x₁²) + 0.25 = 2.25
-    torch.testing.assert_close(x.mean(0), torch.zeros(2).double(), atol=0.02, rtol=0)
-    assert float(x[:, 1].var()) == pytest.approx(2.25, rel=0.03)
+    x = banana(scales=[1.5, 0.5], curvature=0.7).sample((200_000,)).numpy()
+    residual = (x[:, 1] - 0.7 * (x[:, 0] ** 2 - 2.25)) / 0.5
+    assert stats.kstest(x[:, 0] / 1.5, "norm").pvalue > 1e-3
+    assert stats.kstest(residual, "norm").pvalue > 1e-3
 
 
 def test_synthetic_module_checks_a_declared_dimension():
@@ -112,8 +115,10 @@ def test_moons_are_seeded_and_have_no_oracle():
     a, b = MoonsDataModule(300, 50, 80, seed=1), MoonsDataModule(300, 50, 80, seed=1)
     assert torch.equal(a.train_x, b.train_x) and a.train_x.shape == (300, 2)
     assert not torch.equal(a.train_x, MoonsDataModule(300, 50, 80, seed=2).train_x)
+    equal_sizes = MoonsDataModule(50, 50, 50, seed=1).splits
+    assert not torch.equal(equal_sizes["train"], equal_sizes["val"])  # a seed for each split
     assert a.oracle_log_prob is None and a.support == "continuous"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^dim=3 is invalid"):
         MoonsDataModule(dim=3)
 
 

@@ -1,7 +1,9 @@
 """Earthquake data: the synthetic recipe, the CSV loader and its one-line errors."""
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from src.data.earthquake import CsvEarthquakes, SyntheticEarthquakes, load_catalogue
 from src.errors import ConfigError, UserError
@@ -31,11 +33,33 @@ def test_synthetic_splits_follow_the_given_truth():
     other = SyntheticEarthquakes(n_components=2, n_train=50, seed=5)
     assert torch.equal(again.truth.means, SyntheticEarthquakes(n_components=2, seed=4).truth.means)
     assert not torch.equal(again.truth.means, other.truth.means)
+    # each split its own seed: unchanged by another split's size, unlike a split of equal size
+    same = SyntheticEarthquakes(n_components=2, n_train=50, n_val=50, seed=4)
+    assert torch.equal(same.splits["train"], again.splits["train"])
+    assert not torch.equal(same.splits["train"], same.splits["val"])
 
 
-def test_truth_log_prob_is_a_normalised_mixed_density():
+def test_truth_log_prob_is_the_closed_form_and_normalised():
+    """log Σ_k π_k N(X; μ_k, τI) Poisson(S; λ_k) against scipy at a few events (τ a variance,
+    each weight, mean and rate with its own component), then summed over a grid of X and S."""
     data = SyntheticEarthquakes(
-        n_components=2, tau=0.5, means=[[-1.0, 0.0], [1.0, 0.5]], rates=[1.0, 4.0], seed=1
+        n_components=2,
+        weights=[0.3, 0.7],
+        tau=0.5,
+        means=[[-1.0, 0.0], [1.0, 0.5]],
+        rates=[1.0, 4.0],
+        seed=1,
+    )
+    events = np.array([[0.3, -0.2, 2.0], [-1.5, 0.4, 0.0], [1.0, 1.0, 7.0], [-0.4, 0.1, 3.0]])
+    x, s = events[:, :2], events[:, 2]
+    expected = np.log(
+        sum(
+            w * stats.multivariate_normal(m, 0.5 * np.eye(2)).pdf(x) * stats.poisson(r).pmf(s)
+            for w, m, r in [(0.3, (-1.0, 0.0), 1.0), (0.7, (1.0, 0.5), 4.0)]
+        )
+    )
+    torch.testing.assert_close(
+        data.truth.log_prob(torch.from_numpy(events)), torch.from_numpy(expected)
     )
     grid = torch.linspace(-7, 7, 201, dtype=torch.float64)
     xy = torch.cartesian_prod(grid, grid).repeat(30, 1)
@@ -50,6 +74,10 @@ def test_the_shipped_example_loads():
     assert x.shape == (300, 2) and (s >= 0).all()
     data = CsvEarthquakes("data/examples/earthquakes.csv", val_fraction=0.1, test_fraction=0.2)
     assert [len(data.splits[k]) for k in ("train", "val", "test")] == [210, 30, 60]
+    # every event in exactly one split
+    events = torch.cat([data.splits[k] for k in ("train", "val", "test")])
+    rows = torch.cat([x, s[:, None].double()], 1).float()
+    assert sorted(map(tuple, events.tolist())) == sorted(map(tuple, rows.tolist()))
     assert data.truth is None
 
 

@@ -51,7 +51,9 @@ def test_splits_are_seeded_in_km_about_the_stated_origin():
 
 def test_projection_by_hand_and_across_the_antimeridian():
     origin = (-20.0, 179.0)
-    points = torch.tensor([[-20.0, 179.0], [-19.0, 179.0], [-20.0, 181.0], [-20.0, -179.0]])
+    points = torch.tensor(
+        [[-20.0, 179.0], [-19.0, 179.0], [-20.0, 181.0], [-20.0, -179.0], [-19.0, 181.0]]
+    )
     xy = project(points.double(), origin)
     degree = EARTH_RADIUS_KM * math.pi / 180
     expected = [
@@ -59,6 +61,7 @@ def test_projection_by_hand_and_across_the_antimeridian():
         [0, degree],
         [2 * degree * math.cos(math.radians(-20)), 0],
         [2 * degree * math.cos(math.radians(-20)), 0],  # −179° is 181°
+        [2 * degree * math.cos(math.radians(-20)), degree],  # cos of lat₀, not of the point's
     ]
     torch.testing.assert_close(xy, torch.tensor(expected, dtype=torch.float64))
     # a catalogue across the antimeridian is centred on it, not on 0°
@@ -112,15 +115,27 @@ def _fit(**settings):
 
 
 def test_learned_pi_and_tau_in_a_real_fit():
+    from src.fits import cavi_updates as cavi
+    from src.models.earthquake import features
+
     fit, data = _fit(learn_weights=True, learn_tau=True)
     model = fit.model
     for trace in fit.state["traces"]:  # the ELBO never decreases, π and τ steps included
         assert all(b >= a - 1e-9 * abs(a) for a, b in itertools.pairwise(trace))
     pi = model.log_pi.exp()
     assert float(pi.sum()) == pytest.approx(1.0) and (pi - 1 / 3).abs().max() > 0.02
-    # τ is at its closed form for the kept posterior: one more sweep leaves it (converged)
     tau = float(model.tau)
     assert 1e4 < tau < 1e6
+    # the exact ELBO given the kept q is stationary in π and τ (its unique maximum there); the
+    # fixed point below alone would hold for an update off by a factor too
+    x, counts = data.train_x[:, :2].double(), data.train_x[:, 2].double()
+    q, prior = model.posterior, model.prior
+    log_r = cavi.update_assignments(features(x, counts), q, prior)
+    log_tau, logits = prior.tau.log().requires_grad_(), prior.log_pi.clone().requires_grad_()
+    moved = prior._replace(tau=log_tau.exp(), log_pi=logits.log_softmax(-1))
+    slopes = torch.autograd.grad(cavi.elbo(x, counts, log_r, q, moved), [log_tau, logits])
+    assert all(float(g.abs().max()) < 0.1 for g in slopes)  # nats; 0.01 at convergence
+    # τ is at its closed form for the kept posterior: one more sweep leaves it (converged)
     stats = fit.batch_statistics(data.train_x.double())
     stats["n"] = torch.tensor(float(len(data.train_x)), dtype=torch.float64)
     fit.update(stats)

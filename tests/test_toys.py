@@ -285,7 +285,9 @@ def test_data_modules_are_seeded_and_scored_by_their_oracle(name):
 
     a, b, c = module(1), module(1), module(2)
     assert torch.equal(a.train_x, b.train_x) and not torch.equal(a.train_x, c.train_x)
-    assert torch.isfinite(a.oracle_log_prob).all()  # float32 test points, rounding included
+    # the oracle is the truth at the stored float32 test points, exactly, and finite there
+    assert torch.equal(a.oracle_log_prob, a.truth.log_prob(a.splits["test"]).float())
+    assert torch.isfinite(a.oracle_log_prob).all()
 
 
 def test_curve_truths_build_under_no_grad_and_inference_mode():
