@@ -151,7 +151,7 @@ def test_cli_prints_one_line_and_fails(tmp_path):
         *("src.train", "experiment=gmm_em_mog2d", "model.reg_covar=-1", "debug=fast"),
         f"paths.log_dir={tmp_path}",
     )
-    assert result.returncode != 0
+    assert result.returncode == 2  # a user error (a crash exits 1)
     assert result.stderr.strip().splitlines()[-1].startswith("error: model.reg_covar=-1")
 
 
