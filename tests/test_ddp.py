@@ -56,8 +56,14 @@ def test_ddp_children_of_a_sweep_job_run_that_job_alone(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ddp_cpu_equals_one_process(make_cfg, tmp_path):
+    """Each rank's batch is 1000 points: its whole shard when the ranks split the data, so one
+    full-data step per epoch as in the single full-batch process; ranks that each held all 2000
+    points would step twice per epoch. (With full batches on both sides such ranks computed the
+    full-data gradient too and passed.)"""
     one = train(make_cfg(*FULL_BATCH, "trainer.max_epochs=4", "callbacks=none", "logger=[]"))
-    ddp_cfg = make_cfg(*FULL_BATCH, "trainer.max_epochs=4", "trainer=ddp_cpu")
+    ddp_cfg = make_cfg(
+        *FULL_BATCH, "data.batch_size=1000", "trainer.max_epochs=4", "trainer=ddp_cpu"
+    )
     with open_dict(ddp_cfg):
         ddp_cfg.paths.output_dir = str(tmp_path / "ddp")
         ddp_cfg.callbacks.figures.every_n_epochs = 2
@@ -65,6 +71,10 @@ def test_ddp_cpu_equals_one_process(make_cfg, tmp_path):
     for key in COMPARED:
         assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
     run_dir = tmp_path / "ddp"  # rank 0's files, once
+    # the ranks' own step count: under ddp_spawn the parent's trainer (and so metrics.json's
+    # global_step) stays at 0, Lightning sends back only the weights and the logged metrics
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == one["global_step"] == 4
     assert json.loads((run_dir / "metrics.json").read_text())["test/nll"] == two["test/nll"]
     assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))

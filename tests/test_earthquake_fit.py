@@ -15,13 +15,10 @@ from src.models.earthquake import EarthquakeMixture
 from src.train import train
 from tests.conftest import bare_trainer
 
-SEPARATED = (
-    "data.means=[[-6,0],[6,0],[0,6],[0,-6]]",
-    "data.rates=[2,8,20,40]",
-    "data.n_train=2000",
-    "data.n_test=4000",
-    "data.tau=1.0",
-)
+# Means drawn close together (prior variance 16, not 100): the initial posterior is far from the
+# truth (KL gap 0.15, μ error 0.6), so the bounds below hold only after CAVI's sweeps. With four
+# hand-placed means 6 apart a CAVI that never updated q met every bound.
+DRAWN_CLOSE = ("data.rho=16", "data.n_train=2000", "data.n_test=4000")
 METRICS = {
     "train/elbo",
     "train/iterations",
@@ -37,20 +34,22 @@ METRICS = {
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_fit_recovers_well_separated_truth_and_logs_every_sweep(make_cfg, tmp_path):
-    cfg = make_cfg("experiment=earthquake_cavi", *SEPARATED, "callbacks=none")
+def test_fit_recovers_the_truth_and_logs_every_sweep(make_cfg, tmp_path):
+    """One restart, so the logged ELBO is one restart's: it never decreases from sweep to sweep."""
+    cfg = make_cfg("experiment=earthquake_cavi", *DRAWN_CLOSE, "fit.n_init=1", "callbacks=none")
     metrics = train(cfg)
     assert metrics.keys() >= METRICS
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert metrics["test/ari"] >= 0.95
     assert metrics["test/mu_error"] < 0.15 * math.sqrt(1.0)
     assert metrics["test/lambda_rel_error"] < 0.10
-    assert 0 <= metrics["test/kl_gap"] < 0.02  # the posterior predictive is near the truth
+    assert 0 <= metrics["test/kl_gap"] < 0.01  # the posterior predictive is near the truth
     events = EventAccumulator(str(tmp_path / "tensorboard" / "earthquake-earthquake-s0"))
     events.Reload()
     elbo = events.Scalars("train/elbo")
     assert [e.step for e in elbo] == list(range(1, int(metrics["train/iterations"]) + 1))
     values = [e.value for e in elbo]
+    assert len(values) > 2 and values[-1] > values[0]  # sweeps that move q, then convergence
     assert all(b >= a - 1e-6 * abs(a) for a, b in itertools.pairwise(values))
     assert values[-1] == pytest.approx(metrics["train/elbo"], rel=1e-6)
 
@@ -78,7 +77,17 @@ def test_restarts_run_in_turn_and_the_best_is_kept():
     assert max(finals) <= again <= max(finals) + 1e-7 * abs(max(finals))
 
 
-def test_float32_and_csv_catalogue_run(make_cfg):
+def test_float32_and_csv_catalogue_run(make_cfg, monkeypatch):
+    """fit.precision=32 reaches the arithmetic: every batch's statistics are computed in float32
+    (a finite NLL alone holds just as well in float64)."""
+    seen = []
+    statistics = CAVIFit.batch_statistics
+
+    def spy(self, events):
+        seen.append(events.dtype)
+        return statistics(self, events)
+
+    monkeypatch.setattr(CAVIFit, "batch_statistics", spy)
     cfg = make_cfg(
         "data=earthquake_csv",
         "model=earthquake",
@@ -89,10 +98,15 @@ def test_float32_and_csv_catalogue_run(make_cfg):
     )
     metrics = train(cfg)
     assert math.isfinite(metrics["test/nll"]) and "test/oracle_nll" not in metrics
+    assert seen and set(seen) == {torch.float32}
 
 
 def test_cavi_refuses_data_that_are_not_earthquakes(make_cfg):
-    with pytest.raises(UserError, match=r"model=earthquake with data=mog1d cannot work"):
+    with pytest.raises(
+        UserError,
+        match=r"^model=earthquake with data=mog1d cannot work: the model is for earthquake data, "
+        r"the data are continuous",
+    ):  # the support check, not the shapes: continuous data of three columns pass those
         train(make_cfg("model=earthquake", "fit=cavi", "debug=fast"))
 
 

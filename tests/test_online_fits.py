@@ -36,8 +36,11 @@ def _gmm_data(n=2000, batch_size=None, seed=0):
 
 
 def _quake_data(n=1500, batch_size=None, seed=2):
+    """Means drawn close together (prior variance 16): from the default, well-separated truth the
+    initial posterior was already a CAVI fixed point, so a step that did nothing passed every
+    step-for-step comparison."""
     return SyntheticEarthquakes(
-        n_components=4, n_train=n, n_val=100, n_test=500, batch_size=batch_size, seed=seed
+        n_components=4, rho=16.0, n_train=n, n_val=100, n_test=500, batch_size=batch_size, seed=seed
     )
 
 
@@ -84,6 +87,7 @@ def test_svi_step_with_rho_one_and_the_full_batch_is_a_cavi_sweep():
         )
         stats = fit.batch_statistics(events) | {"n": torch.tensor(float(len(events)))}
         objective = fit.online_update(stats, rho=1.0)
+        assert not torch.equal(expected.m, before.m)  # the sweep moves q: not a fixed point
         for name, want, got in zip(cavi.Posterior._fields, expected, fit.model.posterior):
             assert torch.equal(got, want), name
         assert float(objective) == float(elbo.detach() / len(events))
@@ -118,6 +122,7 @@ def test_rho_one_with_full_batches_is_the_batch_fit_step_for_step(kind):
         runs.append((trainer.global_step, fit.state["traces"], fit.model.state_dict()))
     (steps, traces, params), (steps_o, traces_o, params_o) = runs
     assert steps == steps_o == sum(map(len, traces)) and len(traces) == 2
+    assert all(len(trace) > 2 for trace in traces)  # neither restart starts at its optimum
     for trace, trace_o in zip(traces, traces_o):  # the pass mean is (N·o)/N: within an ulp
         assert trace_o == pytest.approx(trace, rel=1e-14, abs=0)
     for key, value in params.items():
@@ -147,8 +152,10 @@ def test_kappa_one_t0_zero_full_batches_average_the_targets_of_all_past_iterates
             reference.update(stats)
             for key, value in reference.model.state_dict().items():
                 assert torch.equal(fit.model.state_dict()[key], value), key
-    # not batch EM beyond the first step: the running state remembers old iterates
-    assert not torch.equal(running, targets[-1])
+    # the targets move, so their mean is not the last one: the running state remembers old
+    # iterates (not batch EM beyond the first step), and the test compares more than a constant
+    assert not torch.allclose(targets[0], targets[-1], rtol=1e-6, atol=0)
+    assert not torch.allclose(running, targets[-1], rtol=1e-9, atol=0)
 
 
 def test_step_sizes_follow_the_schedule():
@@ -210,15 +217,20 @@ def test_online_em_reaches_the_batch_fit_in_a_few_passes(tmp_path):
             output_dir=tmp_path / "o",
         )
     )
-    assert online["test/kl_gap"] <= batch["test/kl_gap"] + 0.005
+    # the initialisation's gap is 0.0135 and one batch EM step's 0.0035: only a fit gets this close
+    assert online["test/kl_gap"] <= batch["test/kl_gap"] + 0.001
     assert online["epochs"] == 3 < batch["epochs"]
 
 
 def test_svi_recovers_the_clusters(make_cfg):
+    """Means drawn closer together (prior variance 16, not 100) leave the initialisation far from
+    the truth (KL gap 0.15, μ error 0.6, λ error 37 %): on the default data it already met
+    every bound below, so an SVI that never moved passed."""
     metrics = train(
         make_cfg(
             "experiment=earthquake_cavi",
             "fit=svi",
+            "data.rho=16",
             "data.n_train=5000",
             "data.batch_size=500",
             "fit.max_iter=3",
@@ -227,7 +239,8 @@ def test_svi_recovers_the_clusters(make_cfg):
             "~logger",
         )
     )
-    assert metrics["test/ari"] >= 0.95 and metrics["test/lambda_rel_error"] < 0.1
+    assert metrics["test/ari"] >= 0.95 and metrics["test/kl_gap"] < 0.005
+    assert metrics["test/mu_error"] < 0.15 and metrics["test/lambda_rel_error"] < 0.05
 
 
 # Settings --------------------------------------------------------------------------------------

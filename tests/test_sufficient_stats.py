@@ -71,7 +71,7 @@ def test_mini_batches_give_the_full_batch_fit(setting, tmp_path):
 def test_the_objective_never_decreases(setting, make_cfg):
     from src.build import build_datamodule, build_module
 
-    # more components than the truth and a tight tol: many small steps before convergence
+    # six components (the truths have 8 and 4) and a tight tol: every restart runs max_iter steps
     cfg = make_cfg(*setting, "data.batch_size=700", "model.n_components=6", "fit.tol=1e-13", *QUIET)
     datamodule = build_datamodule(cfg)
     fit = build_module(cfg, datamodule)

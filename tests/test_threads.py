@@ -47,7 +47,20 @@ def test_a_run_with_bad_threads_is_refused(make_cfg):
         train(make_cfg("debug=fast", "threads=0"))
 
 
-def test_a_small_run_trains_on_one_thread_and_restores_the_callers(make_cfg, monkeypatch):
+@pytest.fixture
+def callers_threads():
+    """The caller's torch threads set to 3: neither a choice of the runs below (1, 2) nor the
+    default of the 1- and 2-core machines the suite runs on (with OMP_NUM_THREADS=1 the caller
+    had 1 thread, so a run that chose 1 and never set or restored anything passed)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield 3
+    torch.set_num_threads(before)
+
+
+def test_a_small_run_trains_on_one_thread_and_restores_the_callers(
+    make_cfg, monkeypatch, callers_threads
+):
     seen = []
     setup = ThreadPolicy.setup
 
@@ -56,13 +69,12 @@ def test_a_small_run_trains_on_one_thread_and_restores_the_callers(make_cfg, mon
         seen.append((stage, self.chosen, torch.get_num_threads()))
 
     monkeypatch.setattr(ThreadPolicy, "setup", spy)
-    before = torch.get_num_threads()
     train(make_cfg("debug=fast"))
     assert seen and all(chosen == 1 == now for _, chosen, now in seen)
-    assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == callers_threads
 
 
-def test_an_integer_is_used_as_given(make_cfg, monkeypatch):
+def test_an_integer_is_used_as_given(make_cfg, monkeypatch, callers_threads):
     seen = []
     setup = ThreadPolicy.setup
 
@@ -73,6 +85,7 @@ def test_an_integer_is_used_as_given(make_cfg, monkeypatch):
     monkeypatch.setattr(ThreadPolicy, "setup", spy)
     train(make_cfg("debug=fast", "threads=2"))
     assert seen and set(seen) == {2}
+    assert torch.get_num_threads() == callers_threads
 
 
 def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):

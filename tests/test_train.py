@@ -1,13 +1,18 @@
 """The run contract: metrics.json, checkpoints, TensorBoard events, and eval reproducing them."""
 
 import json
+from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
+import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.build import build_datamodule
 from src.eval import run_config
 from src.train import train
+from src.utils.instantiate import build
 
 SHORT_RUN = (
     "trainer.max_epochs=3",
@@ -28,7 +33,20 @@ def run(tmp_path_factory):
     return run_dir, train(cfg)
 
 
+def _saved_run(run_dir: Path, checkpoint: str) -> tuple[torch.nn.Module, pl.LightningDataModule]:
+    """The run's density model with the weights of `checkpoints/<checkpoint>.ckpt`, and its data,
+    rebuilt from the saved config (independently of the fit that trained and tested it)."""
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    model = build(cfg.model, "model")
+    path = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    state = torch.load(path, weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model.eval(), build_datamodule(cfg)
+
+
 def test_run_writes_its_metrics(run):
+    """The test metrics are those of the final model on the test split, recomputed here from
+    last.ckpt: the KL gap's standard error is the paired differences' sd / √n."""
     run_dir, metrics = run
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     expected = {
@@ -44,12 +62,27 @@ def test_run_writes_its_metrics(run):
     assert metrics["test/kl_gap"] == pytest.approx(
         metrics["test/nll"] - metrics["test/oracle_nll"], abs=1e-9
     )
-    assert 0 < metrics["test/kl_gap_se"] < 0.05
+    model, data = _saved_run(run_dir, "last")
+    with torch.no_grad():
+        log_p = model.log_prob(data.splits["test"]).double()
+    gap = data.oracle_log_prob.double() - log_p
+    assert metrics["test/nll"] == pytest.approx(-float(log_p.mean()), rel=1e-6)
+    assert metrics["test/kl_gap"] == pytest.approx(float(gap.mean()), abs=1e-6)
+    assert metrics["test/kl_gap_se"] == pytest.approx(float(gap.std() / len(gap) ** 0.5), rel=1e-6)
 
 
 def test_run_keeps_last_and_best_checkpoints(run):
+    """last.ckpt is the third and last epoch; best.ckpt holds the weights of the lowest val/nll
+    the run logged."""
     run_dir, _ = run
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 6)  # 512 points in batches of 256
+    events = EventAccumulator(str(only_tensorboard_run(run_dir))).Reload()
+    lowest = min(e.value for e in events.Scalars("val/nll"))
+    model, data = _saved_run(run_dir, "best")
+    with torch.no_grad():
+        assert -float(model.log_prob(data.splits["val"]).mean()) == pytest.approx(lowest, rel=1e-6)
 
 
 def only_tensorboard_run(run_dir):
@@ -87,7 +120,6 @@ def test_eval_overrides_replace_the_runs_settings(run, make_cfg):
 def test_last_ckpt_is_the_last_epoch_and_reproduces_the_test_metrics(make_cfg, tmp_path):
     """best.ckpt by the *highest* val/nll is (nearly always) epoch 0: Lightning's own
     save_last then left last.ckpt at the best epoch, so this run used to fail both checks."""
-    import torch
 
     from src.eval import evaluate
 
