@@ -71,10 +71,11 @@ def test_ddp_cpu_equals_one_process(make_cfg, tmp_path):
     for key in COMPARED:
         assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
     run_dir = tmp_path / "ddp"  # rank 0's files, once
-    # the ranks' own step count: under ddp_spawn the parent's trainer (and so metrics.json's
-    # global_step) stays at 0, Lightning sends back only the weights and the logged metrics
+    # under ddp_spawn the parent's trainer stays at step 0 (Lightning sends back only the
+    # weights and the logged metrics): metrics.json reads the counts from last.ckpt
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == one["global_step"] == 4
+    assert last["global_step"] == one["global_step"] == two["global_step"] == 4
+    assert one["epochs"] == two["epochs"] == last["epoch"] + 1
     assert json.loads((run_dir / "metrics.json").read_text())["test/nll"] == two["test/nll"]
     assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))

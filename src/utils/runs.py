@@ -129,11 +129,17 @@ def run_identity(cfg: DictConfig, trainer=None) -> dict:
     if trainer is None:  # before the run: its choices only
         return identity
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    epochs, step = trainer.current_epoch, trainer.global_step
+    if last.is_file():  # the counts of the state tested; under ddp_spawn this process's stay 0
+        import torch
+
+        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        epochs, step = saved["epoch"] + 1, saved["global_step"]
     return identity | {
         "git_commit": git_commit(),
         "checkpoint": str(last) if last.is_file() else None,
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
+        "epochs": epochs,
+        "global_step": step,
     }
 
 
