@@ -17,15 +17,20 @@ CONF_DIR = str(ROOT / "conf")
 
 
 def run_module(
-    module: str, *args: str, cwd: Path = ROOT, timeout: int = 600
+    module: str,
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: int = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` as a user types it, from `cwd`, with its output captured."""
+    """`python -m <module> <args>` as a user types it, from `cwd`, with its output captured
+    (`env`: extra environment variables)."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        env=os.environ | {"PYTHONPATH": str(ROOT)} | (env or {}),
         timeout=timeout,
     )
 

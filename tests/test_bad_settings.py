@@ -40,14 +40,25 @@ def test_seed003_sizes_are_named_as_the_notes_name_them(make_cfg):
         train(make_cfg("data=seed003", "data.num_train=0"))
 
 
-LIBRARY_SETTINGS = [  # handed to Lightning, torch or numpy: checked against what they accept
-    ("seed=abc", "seed='abc' is invalid"),
-    ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 is invalid: expected an integer"),
-    ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0 is invalid"),
-    ("trainer.devices=abc", "trainer: cannot build"),
-    ("optimizer.weight_decay=inf", "optimizer.weight_decay=inf is invalid"),
-    ("scheduler=cosine scheduler.T_max=0", "scheduler: CosineAnnealingLR rejects its settings"),
-    ("scheduler=plateau scheduler.mode=2.5", "scheduler.mode=2.5 is invalid: expected one of"),
+# handed to Lightning, torch or numpy: checked against what they accept. Each message names the
+# setting and what is valid; where the library itself refuses, the start of its reason.
+LIBRARY_SETTINGS = [
+    ("seed=abc", "seed='abc' is invalid: expected an integer in [0, 2³²)"),
+    ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 is invalid: expected an integer or null"),
+    (
+        "+trainer.accumulate_grad_batches=0",
+        "trainer.accumulate_grad_batches=0 is invalid: expected an integer >= 1",
+    ),
+    ("trainer.devices=abc", "trainer: cannot build pytorch_lightning.Trainer: `devices` "),
+    (
+        "optimizer.weight_decay=inf",
+        "optimizer.weight_decay=inf is invalid: expected a finite number",
+    ),
+    ("scheduler=cosine scheduler.T_max=0", "scheduler: CosineAnnealingLR rejects its settings: "),
+    (
+        "scheduler=plateau scheduler.mode=2.5",
+        "scheduler.mode=2.5 is invalid: expected one of 'min', 'max'",
+    ),
 ]
 
 

@@ -279,18 +279,26 @@ def test_figure_of_real_runs_draws_the_truth_and_each_model_and_survives_a_broke
     assert note.get_text().startswith("cannot rebuild the model")
 
 
-def test_readme_block_is_replaced_by_the_models_by_data_table(study, tmp_path):
+def test_readme_block_is_replaced_by_the_models_by_data_table(study, tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- comparison:start -->\nstale\n<!-- comparison:end -->\nrest\n")
-    assert (
-        main([str(study), "--out", str(tmp_path / "out"), "--no-figure", "--readme", str(readme)])
-        == 0
-    )
+    args = [str(study), "--out", str(tmp_path / "out"), "--no-figure", "--readme", str(readme)]
+    assert main(args) == 0
     text = readme.read_text()
     assert text.startswith("intro\n<!-- comparison:start -->\n") and text.endswith("-->\nrest\n")
-    assert "stale" not in text and "| model |" in text and "**" in text  # the bold best
+    block = text.split("<!-- comparison:start -->")[1].split("<!-- comparison:end -->")[0]
+    assert "stale" not in block and "#" not in block  # no heading, no other section
+    assert [line for line in block.splitlines() if line.startswith("|")] == [
+        "| model | mog2d | moons (test/nll: no oracle) |",
+        "|---|---|---|",
+        "| gmm | **0.0130 ± 0.0017** | 0.320 ± 0.012 |",
+        "| realnvp | 0.0530 ± 0.0030 (1 failed) | **0.230 ± 0.017** |",
+    ]
     readme.write_text("no markers\n")
-    assert (
-        main([str(study), "--out", str(tmp_path / "out"), "--no-figure", "--readme", str(readme)])
-        == 2
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: --readme {readme}: no <!-- comparison:start --> … <!-- comparison:end --> "
+        "block to replace\n"
     )
+    assert readme.read_text() == "no markers\n"  # left as it was

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from src.errors import first_line
 from src.sweeps.aggregate import compare
@@ -88,9 +90,11 @@ def test_best_job_goes_by_kl_gap_per_data_set_never_by_val_nll(tmp_path):
     nll = {"status": "completed", "test/nll": 0.5, "val/nll": 0.1}
     fake_run(tmp_path, "3", "realnvp", "moons", 0, nll)  # no truth: by test/nll
     fake_run(tmp_path, "4", "realnvp", "moons", 1, scored(None, 0.4, 0.2, 1))
-    fake_run(tmp_path, "5", "realnvp", "moons", 2, None)  # failed: never best
+    fake_run(tmp_path, "5", "realnvp", "moons", 2, None)  # killed: no metrics
+    failed = scored(None, 0.1, 0.1, 3)  # the lowest test/nll of all, but the run failed
+    fake_run(tmp_path, "6", "realnvp", "moons", 3, failed, status="failed")
     runs = find_runs([tmp_path])
-    assert [r["best"] for r in table(runs)] == ["", "", "*", "", "*", ""]
+    assert [r["best"] for r in table(runs)] == ["", "", "*", "", "*", "", ""]
     assert best_runs(runs, compare(runs)) == {2, 4}
 
 
@@ -136,6 +140,8 @@ def test_tables_are_rebuilt_from_the_run_directories_and_job_records(tmp_path):
     (over_seeds,) = comparison_rows(tmp_path)  # the failed seed 1 is counted, not averaged
     assert (over_seeds["seeds"], over_seeds["n_failed"]) == ("0 2", "1")
     assert float(over_seeds["test/kl_gap:mean"]) == pytest.approx(0.02)
+    # the mean of 0.03 and 0.01 is that of all three seeds too; their se is not (0.0058)
+    assert float(over_seeds["test/kl_gap:se"]) == pytest.approx(0.01)  # sd 0.01·√2, n = 2
 
 
 def test_first_line_names_the_error_type():
@@ -144,12 +150,15 @@ def test_first_line_names_the_error_type():
 
 
 def test_slurm_launcher_config_composes_with_documented_settings():
+    """The project's settings (conf/hydra/launcher/slurm.yaml) win over submitit's defaults
+    (e.g. its array_parallelism 16 and mem_gb 8 over submitit's 256 and None)."""
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    for key in ("partition", "timeout_min", "gpus_per_node", "tasks_per_node", "array_parallelism"):
-        assert key in launcher
+    launcher = OmegaConf.to_container(cfg.hydra.launcher)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    ours = yaml.safe_load((Path(CONF_DIR) / "hydra" / "launcher" / "slurm.yaml").read_text())
+    ours.pop("defaults")
+    assert {key: launcher[key] for key in ours} == ours
 
 
 # --- real sweeps from the command line ---------------------------------------------------
@@ -262,8 +271,6 @@ def test_parallel_launchers_give_each_job_its_own_directory(launcher, tmp_path):
     "space", ["tag(log, interval(0.2, 0.005))", "tag(log, interval(-1.0, 0.1))", "interval(1, 0)"]
 )
 def test_an_optuna_space_that_cannot_be_sampled_stops_in_one_line(space, capsys):
-    from omegaconf import OmegaConf
-
     from src.callbacks.search_space_check import SearchSpaceCheck
 
     sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}

@@ -81,7 +81,7 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        prior = make_prior(n_components, weights, tau, list(nu), rho, alpha, beta)
+        prior = make_prior(n_components, weights, tau, nu, rho, alpha, beta)
         self.weights, self.tau = prior.log_pi.exp().tolist(), prior.tau
         sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
         seeds = np.random.SeedSequence(seed).generate_state(len(SPLITS) + 1)
@@ -111,7 +111,7 @@ def _means(means: Sequence[Sequence[float]], k: int) -> Tensor:
         isinstance(row, Sequence) and not isinstance(row, str) for row in means
     )
     if not pairs or len(means) != k:
-        raise ConfigError("means", list(means), f"a list of {k} [x, y] pairs")
+        raise ConfigError("means", means, f"a list of {k} [x, y] pairs")
     return torch.tensor([finite_list("means", row, 2) for row in means], dtype=torch.float64)
 
 
@@ -229,7 +229,7 @@ def load_catalogue(
     names = [str(n).strip().lower() for n in names]
     parsers = {str(k).strip().lower(): v for k, v in (parsers or {}).items()}
     checks = [parsers.get(n, p) for n, p in zip(names, (_coordinate, _coordinate, _count))]
-    file = _resolve(Path(path))
+    file = _resolve(path)
     with file.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = [h.strip().lower() for h in next(reader, [])]
@@ -255,13 +255,15 @@ def load_catalogue(
 
 def _header(path: str | Path) -> list[str]:
     """The CSV file's column names, lower case (the loader compares them so)."""
-    with _resolve(Path(path)).open(newline="") as handle:
+    with _resolve(path).open(newline="") as handle:
         return [h.strip().lower() for h in next(csv.reader(handle), [])]
 
 
-def _resolve(path: Path) -> Path:
+def _resolve(path: str | Path) -> Path:
     """Relative paths are tried from the working directory, then from the project root."""
-    for candidate in (path, ROOT / path):
+    if not isinstance(path, (str, Path)):
+        raise ConfigError("path", path, "an existing CSV file")
+    for candidate in (Path(path), ROOT / path):
         if candidate.is_file():
             return candidate
     raise ConfigError("path", str(path), "an existing CSV file")

@@ -56,7 +56,7 @@ class Pinwheel(Toy2d):
         self.tangential_std = positive("tangential_std", tangential_std)
         self.rate, self.scale = positive("rate", rate), positive("scale", scale)
         self.r_max = _RADIUS + _REACH * self.radial_std
-        if self.rate * math.exp(self.r_max) > 100:  # h winds ≤ 2·100/(2π) more times
+        if math.log(self.rate) + self.r_max > math.log(100):  # h winds ≤ 2·100/(2π) more times
             raise ConfigError("rate", rate, "a number with rate · e^(1 + 12·radial_std) <= 100")
 
     def draw(self, n: int) -> Tensor:

@@ -67,7 +67,7 @@ def select_columns(
         if not chosen:
             raise UserError(f"{source}: no numeric column")
         return chosen
-    wanted = [columns] if isinstance(columns, (str, int)) else list(columns)
+    wanted = [columns] if isinstance(columns, (str, int, float)) else list(columns)
     valid = f"0-based indices 0…{len(numeric) - 1}"
     if names is not None:
         valid = f"names of columns ({', '.join(map(repr, names))}) or {valid}"

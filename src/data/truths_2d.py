@@ -26,6 +26,7 @@ from torch.distributions.transforms import Transform
 
 from src.errors import ConfigError
 from src.utils.checks import (
+    as_list,
     finite,
     finite_list,
     positive,
@@ -51,10 +52,10 @@ def gaussian_mixture(
     if d < 2:
         raise ConfigError("dim", dim, "an integer >= 2")
     if means is None:
+        finite("radius", radius)
         angle = 2 * math.pi * torch.arange(k, dtype=_F64) / k
         loc = torch.zeros(k, d, dtype=_F64)
         loc[:, 0], loc[:, 1] = radius * angle.cos(), radius * angle.sin()
-        finite("radius", radius)
     else:
         loc = torch.tensor(_matrix("means", means, k, d), dtype=_F64)
     if covariances is None:
@@ -69,7 +70,7 @@ def gaussian_mixture(
 
 
 def _matrix(key: str, rows: Any, n_rows: int, n_cols: int) -> list[list[float]]:
-    rows = list(rows)
+    rows = as_list(key, rows, f"{n_rows} rows of {n_cols} numbers")
     if len(rows) != n_rows:
         raise ConfigError(key, rows, f"{n_rows} rows of {n_cols} numbers")
     return [finite_list(key, row, n_cols) for row in rows]
@@ -78,7 +79,7 @@ def _matrix(key: str, rows: Any, n_rows: int, n_cols: int) -> list[list[float]]:
 def _covariances(values: Any, k: int, d: int) -> Tensor:
     """K symmetric positive-definite D×D matrices; a singular one is refused."""
     valid = f"{k} symmetric positive-definite {d}x{d} matrices"
-    values = list(values)
+    values = as_list("covariances", values, valid)
     if len(values) != k:
         raise ConfigError("covariances", values, valid)
     cov = torch.tensor([_matrix("covariances", m, d, d) for m in values], dtype=_F64)

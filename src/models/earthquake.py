@@ -124,7 +124,7 @@ class EarthquakeMixture(nn.Module):
         beta: float = 0.4,
     ) -> None:
         super().__init__()
-        prior = make_prior(n_components, weights, tau, list(nu), rho, alpha, beta)
+        prior = make_prior(n_components, weights, tau, nu, rho, alpha, beta)
         self.rho, self.alpha, self.beta = prior.rho, prior.alpha, prior.beta
         # π and τ are state (buffers): a fit may learn them (fit=cavi learn_weights/learn_tau),
         # and checkpoints and kept restarts carry them

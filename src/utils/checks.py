@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from src.errors import ConfigError
@@ -28,7 +28,7 @@ def finite(key: str, value: Any) -> float:
 
 
 def finite_list(key: str, values: Sequence[Any], length: int | None = None) -> list[float]:
-    values = list(values)
+    values = as_list(key, values, f"a list of {length or 'finite'} numbers")
     if length is not None and len(values) != length:
         raise ConfigError(key, values, f"a list of {length} numbers")
     if not values or not all(_is_real(v) and math.isfinite(v) for v in values):
@@ -37,7 +37,7 @@ def finite_list(key: str, values: Sequence[Any], length: int | None = None) -> l
 
 
 def positive_list(key: str, values: Sequence[Any], length: int | None = None) -> list[float]:
-    values = list(values)
+    values = as_list(key, values, f"a list of {length or 'finite'} numbers")
     if not all(_is_real(v) and v > 0 for v in values):
         raise ConfigError(key, values, "a list of finite numbers > 0")
     return finite_list(key, values, length)
@@ -49,6 +49,13 @@ def probability_vector(key: str, values: Sequence[Any], length: int | None = Non
     if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
         raise ConfigError(key, values, "non-negative weights that sum to 1")
     return values
+
+
+def as_list(key: str, values: Any, valid: str) -> list[Any]:
+    """The values as a list; a number or a string where a list belongs is refused by name."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ConfigError(key, values, valid)
+    return list(values)
 
 
 def one_of(key: str, value: Any, choices: Sequence[Any]) -> Any:
