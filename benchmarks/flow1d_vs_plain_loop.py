@@ -6,9 +6,11 @@ callbacks, logger and thread policy; the anchor as
 `python benchmarks/anchors/flow1d_plain_loop.py --epochs E` (Dataset + DataLoader, batch 128,
 Adam 5e-3, one thread). The steady-state cost per epoch is (T(150 epochs) − T(50 epochs)) / 100,
 which removes start-up, data and test from both; each T is the median of `--repeats` runs, the
-programs run alternately. T is wall time; the CPU time the process used (user + system, all its
-threads) is shown beside it, steadier when other work shares the cores. Then the time to quality
-of `experiment=flow1d_fast` (its own fit_seconds) against the anchor's 500 epochs.
+programs run alternately. The machine's speed drifts between runs, so the ratio is also taken
+within each repeat (its four runs are adjacent) and its median and range printed; a wider span
+(`--epochs 50 450`) shrinks the noise. T is wall time; the CPU time the process used (user +
+system, all its threads) is shown beside it. Then the time to quality of
+`experiment=flow1d_fast` (its own fit_seconds) against the anchor's 500 epochs.
 
     python benchmarks/flow1d_vs_plain_loop.py [--epochs 50 150] [--repeats 3] [--bare]
 """
@@ -133,6 +135,18 @@ def main() -> None:
             f"| {names[name]} | {median(name, short, 0):.2f} | {median(name, long, 0):.2f} | "
             f"{1e3 * wall:.2f} | {wall / per_epoch('plain', 0):.2f}x | {1e3 * cpu:.2f} | "
             f"{cpu / per_epoch('plain', 1):.2f}x | {gaps[name]:.4f} |"
+        )
+    for name in variants:
+        ratios = [
+            (f[1][0] - f[0][0]) / (p[1][0] - p[0][0])
+            for f, p in zip(
+                zip(times[(name, short)], times[(name, long)]),
+                zip(times[("plain", short)], times[("plain", long)]),
+            )
+        ]
+        print(
+            f"{names[name]}: per-epoch ratio within each repeat, median "
+            f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}–{max(ratios):.2f}x)"
         )
     plain_500 = 500 * per_epoch("plain", 0)
     print(
