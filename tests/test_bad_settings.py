@@ -72,3 +72,22 @@ def test_a_library_setting_is_refused_before_training_in_one_line(
         train(make_cfg(*overrides.split(), "optimizer=adamw"))
     assert str(error.value).startswith(named) and "\n" not in str(error.value)
     assert not (tmp_path / "checkpoints").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model.normalized=2"], "model.normalized=2"),
+        (
+            ["model=histogram", "data=hw1_d20", "model.analytic_grad=abc"],
+            "model.analytic_grad='abc'",
+        ),
+        (["model=earthquake", "data=earthquake", "fit=cavi", "fit.learn_tau=1"], "fit.learn_tau=1"),
+        (["+callbacks.model_checkpoint.save_weights_only=yes"], "callbacks.model_checkpoint."),
+    ],
+)
+def test_a_flag_takes_true_or_false_only(overrides, named, make_cfg):
+    """Python reads any non-empty value as true: "abc" or 1 would switch the option on."""
+    with pytest.raises(ConfigError) as error:
+        train(make_cfg(*overrides))
+    assert str(error.value).startswith(named) and str(error.value).endswith("true or false")

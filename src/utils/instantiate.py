@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from src.errors import ConfigError, UserError
 
 
 def build(cfg: DictConfig, path: str, **kwargs: Any) -> Any:
     """`hydra.utils.instantiate(cfg)`, turning a `ConfigError` raised inside into `path.key`."""
+    _check_flags(cfg, path)
     try:
         return instantiate(cfg, **kwargs)
     except InstantiationException as error:
@@ -38,3 +41,19 @@ def _nested_key(message: str, path: str) -> str:
             key = line.removeprefix("full_key: ")
             return key if key.startswith(path) else f"{path}.{key}"
     return path
+
+
+def _check_flags(cfg: DictConfig, path: str) -> None:
+    """A setting its class annotates `bool` takes true or false only: Python reads any other
+    value ("abc", 2) as true, so a mistyped setting would silently switch an option on."""
+    try:
+        hints = typing.get_type_hints(get_class(cfg._target_).__init__)
+    except Exception:  # a function, or a class that cannot be imported: left to instantiate
+        return
+    for key, annotation in hints.items():
+        try:
+            value = cfg[key] if annotation is bool and key in cfg else False
+        except OmegaConfBaseException:  # an unresolvable interpolation: instantiate names it
+            continue
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}.{key}", value, "true or false").at_top_level()
