@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from src.errors import ConfigError, UserError
+from src.utils.settings import accepts, describe
 
 
 def build(cfg: DictConfig, path: str, **kwargs: Any) -> Any:
@@ -50,10 +51,10 @@ def _check_flags(cfg: DictConfig, path: str) -> None:
         hints = typing.get_type_hints(get_class(cfg._target_).__init__)
     except Exception:  # a function, or a class that cannot be imported: left to instantiate
         return
-    for key, annotation in hints.items():
+    for key in (k for k, annotation in hints.items() if annotation is bool and k in cfg):
         try:
-            value = cfg[key] if annotation is bool and key in cfg else False
+            value = cfg[key]
         except OmegaConfBaseException:  # an unresolvable interpolation: instantiate names it
             continue
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}.{key}", value, "true or false").at_top_level()
+        if not accepts(bool, value):
+            raise ConfigError(f"{path}.{key}", value, describe(bool)).at_top_level()
