@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from src.errors import first_line
+from src.plots.bars import bars, histogram
 from src.plots.continuous_1d import plot_grid
 from src.plots.continuous_2d import density_grid, plot_bounds
 from src.utils.instantiate import build
@@ -143,11 +144,11 @@ def _draw_truth(fig: Figure, ax: Axes, data: str, scope: _Scope) -> None:
         bounds = plot_bounds(x.float())
         ax.set(xlabel="x₁", ylabel="x₂", xlim=bounds[0], ylim=bounds[1])
     elif scope.kind == "curve":
-        ax.hist(x.float().numpy(), bins=80, density=True, color="grey", alpha=0.5)
+        histogram(ax, x.float(), 80, density=True, color="grey", alpha=0.5)
         ax.set(xlabel="x", ylabel="density")
     else:
         frequencies = torch.bincount(x.long().flatten(), minlength=scope.n_bins) / x.numel()
-        ax.bar(torch.arange(len(frequencies)), frequencies, width=0.9, color="grey")
+        bars(ax, frequencies, color="grey")
         ax.set(xlabel="x", ylabel="frequency")
     ax.set_title(f"{data}: no truth (train data)", fontsize=9)
 
@@ -180,7 +181,7 @@ def _draw_density(fig: Figure, ax: Axes, scope: _Scope, log_prob, dtype: torch.d
         ax.set(xlabel="x", ylabel="density")
     else:
         bins = torch.arange(scope.n_bins)
-        ax.bar(bins, log_prob(bins).exp().double(), width=0.9, alpha=0.6)
+        bars(ax, log_prob(bins).exp().double(), alpha=0.6)
         ax.set(xlabel="x", ylabel="probability")
 
 

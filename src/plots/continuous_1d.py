@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from matplotlib.figure import Figure
 
+from src.plots.bars import histogram
+
 
 def plot_grid(x: torch.Tensor, n: int = 800) -> torch.Tensor:
     lo, hi = torch.quantile(x.float(), torch.tensor([0.001, 0.999], device=x.device)).tolist()
@@ -20,7 +22,7 @@ def fit(model, datamodule) -> dict[str, Figure]:
     param = next(model.parameters())
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.hist(x.cpu().numpy(), bins=80, density=True, alpha=0.35, color="grey", label="train data")
+    histogram(ax, x.cpu(), 80, density=True, alpha=0.35, color="grey", label="train data")
     density = model.log_prob(grid.to(param)).exp()
     ax.plot(grid.cpu(), density.cpu(), label="model", lw=2)
     truth = getattr(datamodule, "truth", None)
@@ -47,14 +49,12 @@ def samples(model, datamodule, n: int = 20000) -> dict[str, Figure]:
     grid = plot_grid(x_test).cpu()
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.hist(drawn.numpy(), bins=80, density=True, alpha=0.5, label="model samples")
+    histogram(ax, drawn, 80, density=True, alpha=0.5, label="model samples")
     truth = getattr(datamodule, "truth", None)
     if truth is not None:
         ax.plot(grid, truth.log_prob(grid).exp(), "k--", label="truth")
     else:
-        ax.hist(
-            x_test.numpy(), bins=80, density=True, histtype="step", color="k", label="test data"
-        )
+        histogram(ax, x_test, 80, density=True, fill=False, color="k", label="test data")
     ax.set(xlabel="x", ylabel="density", title="samples")
     ax.legend()
     return {"samples": fig}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from matplotlib.figure import Figure
 
+from src.plots.bars import bars
+
 
 def _n_bins(model, datamodule) -> int:
     return int(getattr(model, "d", None) or getattr(datamodule, "n_bins", 0)) or int(
@@ -35,7 +37,7 @@ def fit(model, datamodule) -> dict[str, Figure]:
     pmf = model.log_prob(torch.arange(d, device=device)).exp().cpu()
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.bar(torch.arange(d), pmf, width=0.9, alpha=0.5, label="model pmf")
+    bars(ax, pmf, alpha=0.5, label="model pmf")
     _overlay(ax, datamodule, d, ("train", "test"))
     ax.set(xlabel="x", ylabel="probability", title="learned pmf")
     ax.legend()
@@ -49,7 +51,7 @@ def samples(model, datamodule, n: int = 20000) -> dict[str, Figure]:
     drawn = _frequencies(model.sample(n), d)
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
-    ax.bar(torch.arange(d), drawn, width=0.9, alpha=0.5, label=f"{n} model samples")
+    bars(ax, drawn, alpha=0.5, label=f"{n} model samples")
     _overlay(ax, datamodule, d, ("test",))
     ax.set(xlabel="x", ylabel="frequency", title="samples")
     ax.legend()

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from src.plots.bars import histogram
+
 
 def importance_figures(y: torch.Tensor, log_w_won: torch.Tensor, exact: float, q: float) -> dict:
     """`y` = 1[win]·w per walk (in drawing order), the winners' log-weights, the exact P(win)."""
@@ -27,7 +29,7 @@ def importance_figures(y: torch.Tensor, log_w_won: torch.Tensor, exact: float, q
     weights = Figure(figsize=(6.5, 4), layout="constrained")
     ax_w = weights.add_subplot()
     if len(log_w_won):
-        ax_w.hist(log_w_won.double().numpy() / math.log(10), bins=60, color="C1")
+        histogram(ax_w, log_w_won.double() / math.log(10), 60, color="C1")
     ax_w.set(
         xlabel="log₁₀ w of a winning walk",
         ylabel="walks",
