@@ -7,10 +7,11 @@ project), data, model set-up (model, fit, trainer), fit (of which figures and la
 writes), test (of which figures), writes (metrics, hparams) and exit. Also times
 `--cfg job`. With `--busy` a `python -c "while True: pass"` process keeps one core busy; with
 `--load-effect` it prints instead the fit's time with that process over its time without.
-`--against DIR` runs another checkout alternately (A/B).
+`--against DIR` runs another checkout alternately (A/B). `--imports` prints instead what each
+heavy module adds to the imports stage, in fresh interpreters.
 
-    python benchmarks/end_to_end.py [--runs 3] [--busy | --load-effect] [--against DIR]
-        [-- experiment=flow1d_fast ...]
+    python benchmarks/end_to_end.py [--runs 3] [--busy | --load-effect | --imports]
+        [--against DIR] [-- experiment=flow1d_fast ...]
 """
 
 from __future__ import annotations
@@ -70,6 +71,42 @@ def cfg_job_seconds(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
+# The imports stage, one module at a time: each row imports the rows above it and its own module.
+IMPORT_CHAIN = (
+    ("torch", "every run: the models and the training loop"),
+    ("torch._dynamo", "Lightning's fabric wrappers import it unconditionally"),
+    ("scipy.signal", "torchmetrics imports it whenever scipy is installed"),
+    ("matplotlib.pyplot", "torchmetrics imports it whenever matplotlib is installed"),
+    ("torchmetrics", "Lightning imports it unconditionally"),
+    ("pytorch_lightning", "the rest of Lightning"),
+    ("src.build", "this project: its models, data, fits and callbacks"),
+)
+
+
+def import_breakdown(runs: int) -> None:
+    """Seconds each module adds, median over `runs` fresh interpreters per row."""
+
+    def seconds(modules: list[str]) -> float:
+        code = f"import {', '.join(modules)}" if modules else "pass"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+        return time.perf_counter() - start
+
+    chain = [module for module, _ in IMPORT_CHAIN]
+    times: list[list[float]] = [[] for _ in range(len(chain) + 1)]
+    for _ in range(runs):  # row by row within each round, so drift falls on every row alike
+        for i in range(len(chain) + 1):
+            times[i].append(seconds(chain[:i]))
+    medians = [statistics.median(t) for t in times]
+    print(f"imports, median of {runs} fresh interpreters; load average {os.getloadavg()[0]:.1f}")
+    print("| module | adds s | why it is imported |")
+    print("|---|---|---|")
+    print(f"| (interpreter start) | {medians[0]:.2f} | |")
+    for i, (module, why) in enumerate(IMPORT_CHAIN, start=1):
+        print(f"| {module} | {medians[i] - medians[i - 1]:.2f} | {why} |")
+    print(f"| all | {medians[-1]:.2f} | |")
+
+
 def busy_core() -> subprocess.Popen:
     """Another user's job: a process that keeps one core busy until killed."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -104,8 +141,11 @@ def main() -> None:
     parser.add_argument(
         "--load-effect", action="store_true", help="fit time with one core busy / without"
     )
+    parser.add_argument("--imports", action="store_true", help="what each heavy import adds")
     parser.add_argument("args", nargs="*", default=["experiment=flow1d_fast"])
     opts = parser.parse_args()
+    if opts.imports:
+        return import_breakdown(opts.runs)
     if opts.load_effect:
         roots = [ROOT] + ([opts.against.resolve()] if opts.against else [])
         return load_effect(opts.args, opts.runs, roots)
