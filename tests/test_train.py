@@ -144,3 +144,16 @@ def test_last_ckpt_is_the_last_epoch_and_reproduces_the_test_metrics(make_cfg, t
     again = evaluate(eval_cfg)
     for key in ("test/nll", "test/kl_gap", "test/kl_gap_se"):
         assert again[key] == pytest.approx(metrics[key], rel=1e-9), key
+
+
+def test_a_batch_already_on_the_device_is_not_walked_again_and_others_are_moved():
+    from functools import partial
+
+    from src.fits.mle import MLEFit
+    from src.models.flow1d import MixtureCDFFlow1d
+
+    fit = MLEFit(MixtureCDFFlow1d(2), partial(torch.optim.Adam, lr=1e-3))
+    batch = {"x": torch.zeros(3), "oracle_log_prob": torch.ones(3)}
+    assert fit.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = fit.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert moved is not batch and {t.device.type for t in moved.values()} == {"meta"}

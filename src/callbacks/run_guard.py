@@ -56,10 +56,10 @@ class RunGuard(pl.Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
-        sums = [g.sum() for g in grads if g is not None]
-        if not sums or torch.isfinite(torch.stack(sums).sum()):
-            return  # one cheap reduction per step: NaN and inf survive the sums
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grads = [p.grad.reshape(-1) for p in params if p.grad is not None]
+        if not grads or math.isfinite(torch.cat(grads).sum()):
+            return  # NaN and inf survive the sum; an overflow of finite values is looked at below
         for name, param in module.named_parameters():
             if param.grad is not None and not torch.isfinite(param.grad).all():
                 self._stop(trainer, f"the gradient of {name} became non-finite")
