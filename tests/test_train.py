@@ -147,13 +147,31 @@ def test_last_ckpt_is_the_last_epoch_and_reproduces_the_test_metrics(make_cfg, t
 
 
 def test_a_batch_already_on_the_device_is_not_walked_again_and_others_are_moved():
-    from functools import partial
+    from src.data.seed003 import Seed003DataModule
 
-    from src.fits.mle import MLEFit
-    from src.models.flow1d import MixtureCDFFlow1d
-
-    fit = MLEFit(MixtureCDFFlow1d(2), partial(torch.optim.Adam, lr=1e-3))
+    data = Seed003DataModule(num_train=10, num_val=10, num_test=10)
     batch = {"x": torch.zeros(3), "oracle_log_prob": torch.ones(3)}
-    assert fit.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
-    moved = fit.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert data.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = data.transfer_batch_to_device(batch, torch.device("meta"), 0)
     assert moved is not batch and {t.device.type for t in moved.values()} == {"meta"}
+
+
+def test_the_progress_bar_keeps_one_validation_bar_however_many_epochs(tmp_path, monkeypatch):
+    """Lightning's bar added a validation bar per epoch and never removed one: every redraw
+    walked them all."""
+    from src.callbacks.progress_bar import LeanRichProgressBar
+    from tests.conftest import compose_config
+
+    bars = []
+    epoch_end = LeanRichProgressBar.on_train_epoch_end
+
+    def counted(self, trainer, module):
+        bars.append(len(self.progress.tasks))
+        epoch_end(self, trainer, module)
+
+    monkeypatch.setattr(LeanRichProgressBar, "on_train_epoch_end", counted)
+    cfg = compose_config(
+        "trainer.max_epochs=6", "data.n_train=64", "callbacks.figures=null", output_dir=tmp_path
+    )
+    train(cfg)
+    assert bars == [3] * 6  # training, sanity check, validation

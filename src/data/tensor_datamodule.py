@@ -70,6 +70,15 @@ class TensorDataModule(pl.LightningDataModule):
             for split, x in self.splits.items()
         }
 
+    def transfer_batch_to_device(
+        self, batch: Batch, device: torch.device, dataloader_idx: int
+    ) -> Batch:
+        """`setup` placed every split on the training device, so a batch of it is returned as it
+        is: Lightning's general walk over the batch took a twentieth of a flow1d step."""
+        if all(t.device == device for t in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _batches(self, split: str, batch_size: int | None, shuffle: bool, epoch=None):
         """Every rank takes as many batches as the largest shard needs."""
         largest = math.ceil(len(self.splits[split]) / getattr(self, "_world", 1))

@@ -42,18 +42,6 @@ class DensityFit(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def transfer_batch_to_device(
-        self, batch: Any, device: torch.device, dataloader_idx: int
-    ) -> Any:
-        """The splits already live on the training device (TensorDataModule), so a batch of them
-        is returned as it is; Lightning's general walk over the batch cost a twentieth of a
-        flow1d step. Anything else goes the general way."""
-        if isinstance(batch, dict) and all(
-            isinstance(t, Tensor) and t.device == device for t in batch.values()
-        ):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def prepare(self, train_x: Tensor, resuming: bool) -> None:
         """Called once by the run assembly before training, with the whole training split."""
 
