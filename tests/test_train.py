@@ -156,22 +156,25 @@ def test_a_batch_already_on_the_device_is_not_walked_again_and_others_are_moved(
     assert moved is not batch and {t.device.type for t in moved.values()} == {"meta"}
 
 
-def test_the_progress_bar_keeps_one_validation_bar_however_many_epochs(tmp_path, monkeypatch):
-    """Lightning's bar added a validation bar per epoch and never removed one: every redraw
-    walked them all."""
+@pytest.mark.parametrize(("eval_batch", "bars"), [(2**16, 2), (100, 3)])
+def test_the_progress_bar_keeps_at_most_one_validation_bar(tmp_path, monkeypatch, eval_batch, bars):
+    """Lightning's bar added a validation bar per epoch and never removed one, and every redraw
+    walked them all; a one-batch validation gets none (training and sanity-check bars only)."""
+    import src.data.tensor_datamodule
     from src.callbacks.progress_bar import LeanRichProgressBar
     from tests.conftest import compose_config
 
-    bars = []
+    counts = []
     epoch_end = LeanRichProgressBar.on_train_epoch_end
 
     def counted(self, trainer, module):
-        bars.append(len(self.progress.tasks))
+        counts.append(len(self.progress.tasks))
         epoch_end(self, trainer, module)
 
     monkeypatch.setattr(LeanRichProgressBar, "on_train_epoch_end", counted)
+    monkeypatch.setattr(src.data.tensor_datamodule, "EVAL_BATCH_SIZE", eval_batch)
     cfg = compose_config(
         "trainer.max_epochs=6", "data.n_train=64", "callbacks.figures=null", output_dir=tmp_path
     )
     train(cfg)
-    assert bars == [3] * 6  # training, sanity check, validation
+    assert counts == [bars] * 6
