@@ -23,6 +23,7 @@ from src.callbacks.threads import ThreadPolicy
 from src.errors import ConfigError, UserError
 from src.models.protocol import DensityModel
 from src.models.standardized import standardized
+from src.utils.checkpoint_io import LocalCheckpointIO
 from src.utils.instantiate import build
 from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
 from src.utils.runs import run_name
@@ -233,10 +234,10 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
-    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
-    trainer = build(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **profiler
-    )
+    lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
+    if not cfg.trainer.get("plugins"):
+        lean["plugins"] = [LocalCheckpointIO()]
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **lean)
     skip_no_op_hooks(trainer.callbacks)  # with those Lightning added (a default progress bar)
     return trainer
 

@@ -127,3 +127,16 @@ def test_a_resume_keeps_every_earlier_row_of_the_csv_log(tmp_path):
     assert [row["step"] for row in after[: len(before)]] == [row["step"] for row in before]
     steps = [int(row["step"]) for row in after if row.get("train/nll")]
     assert steps == sorted(steps) and len(steps) == 6  # one train/nll per epoch, continuing
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path):
+    from src.utils.checkpoint_io import LocalCheckpointIO
+
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = LocalCheckpointIO()
+    io.save_checkpoint({"epoch": 1}, path)
+    with pytest.raises(Exception, match="pickle"):
+        io.save_checkpoint({"epoch": 2, "bad": lambda: None}, path)  # fails while writing
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    io.save_checkpoint({"epoch": 3}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 3}

@@ -3,14 +3,13 @@
 Lightning's `ModelCheckpoint(save_last=True)` writes `last.ckpt` only in an epoch where it also
 writes a top-k checkpoint, so once the monitored metric stops improving `last.ckpt` falls behind
 (a 150-epoch run left it at epoch 55): a resume then redoes the work and `src.eval` of it does not
-reproduce the run. This callback writes it at the end of every training epoch (after validation),
-to a temporary file first and then renamed over the old one, so a crash while writing leaves the
-previous epoch's file intact.
+reproduce the run. This callback writes it at the end of every training epoch (after validation);
+the checkpoint writer puts it in a temporary file first and renames that over the old one, so a
+crash while writing leaves the previous epoch's file intact (src/utils/checkpoint_io.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -26,8 +25,4 @@ class LastCheckpoint(pl.Callback):
         if trainer.fast_dev_run or trainer.sanity_checking:
             return
         with timed("checkpoints"):
-            partial = self.path.with_name(".last.ckpt.partial")
-            trainer.save_checkpoint(partial, weights_only=False)  # every rank; rank 0 writes
-            if trainer.is_global_zero:
-                os.replace(partial, self.path)
-            trainer.strategy.barrier("last_checkpoint")
+            trainer.save_checkpoint(self.path, weights_only=False)  # every rank; rank 0 writes
