@@ -138,5 +138,6 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path):
     with pytest.raises(Exception, match="pickle"):
         io.save_checkpoint({"epoch": 2, "bad": lambda: None}, path)  # fails while writing
     assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no partial left
     io.save_checkpoint({"epoch": 3}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 3}

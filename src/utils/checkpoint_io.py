@@ -23,10 +23,14 @@ class LocalCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
     ) -> None:
         if storage_options is not None or "://" in str(path):
-            return super().save_checkpoint(checkpoint, path, storage_options)
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        torch.save(checkpoint, partial)
+        try:
+            torch.save(checkpoint, partial)
+        except BaseException:  # a failed write (or Ctrl+C in it) leaves no half-written file
+            partial.unlink(missing_ok=True)
+            raise
         os.replace(partial, path)
-        return None
