@@ -49,15 +49,32 @@ LIBRARY_SETTINGS = [
         "+trainer.accumulate_grad_batches=0",
         "trainer.accumulate_grad_batches=0 is invalid: expected an integer >= 1",
     ),
-    ("trainer.devices=abc", "trainer: cannot build pytorch_lightning.Trainer: `devices` "),
+    # Lightning's own refusal at construction, named by the setting its message names
+    ("trainer.devices=abc", "trainer.devices='abc' is invalid: expected what Trainer accepts ("),
+    (
+        "trainer.accelerator=tpu",
+        "trainer.accelerator='tpu' is invalid: expected one of cpu, gpu, cuda, mps, auto",
+    ),
+    ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is invalid: expected an integer >= 0, or -1"),
+    ("trainer.max_epochs=-1 +trainer.max_steps=-1", "trainer.max_epochs=-1 is invalid"),
+    ("optimizer.lr=nan", "optimizer.lr=nan is invalid: expected a finite number > 0"),
+    ("optimizer.lr=-1", "optimizer.lr=-1 is invalid: expected a finite number > 0"),
+    ("+optimizer.betas=[0.9,1.0]", "optimizer.betas=[0.9, 1.0] is invalid: expected a list of 2"),
     (
         "optimizer.weight_decay=inf",
         "optimizer.weight_decay=inf is invalid: expected a finite number",
     ),
-    ("scheduler=cosine scheduler.T_max=0", "scheduler: CosineAnnealingLR rejects its settings: "),
+    (
+        "scheduler=cosine scheduler.T_max=0",
+        "scheduler.T_max=0 is invalid: expected an integer >= 1",
+    ),
+    (
+        "scheduler=plateau scheduler.factor=1",
+        "scheduler.factor=1 is invalid: expected a number in (0, 1)",
+    ),
     (
         "scheduler=plateau scheduler.mode=2.5",
-        "scheduler.mode=2.5 is invalid: expected one of 'min', 'max'",
+        "scheduler.mode=2.5 is invalid: expected one of min, max",
     ),
 ]
 

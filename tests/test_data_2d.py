@@ -12,6 +12,7 @@ from src.data.synthetic import SyntheticDataModule
 from src.data.truths_2d import banana, gaussian_mixture
 from src.errors import ConfigError, UserError
 from src.train import train
+from src.utils.constraints import make
 
 
 def test_ring_mixture_defaults():
@@ -59,7 +60,7 @@ def test_mixture_in_three_dimensions_with_explicit_parameters():
 )
 def test_bad_mixture_settings(kwargs, key):
     with pytest.raises(ConfigError) as error:
-        gaussian_mixture(**kwargs)
+        make(gaussian_mixture, **kwargs)
     assert error.value.key == key
 
 
@@ -119,7 +120,7 @@ def test_moons_are_seeded_and_have_no_oracle():
     assert not torch.equal(equal_sizes["train"], equal_sizes["val"])  # a seed for each split
     assert a.oracle_log_prob is None and a.support == "continuous"
     with pytest.raises(ConfigError, match=r"^dim=3 is invalid"):
-        MoonsDataModule(dim=3)
+        make(MoonsDataModule, dim=3)
 
 
 def test_model_dimension_must_match_the_data(make_cfg):

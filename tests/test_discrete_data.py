@@ -19,6 +19,7 @@ from src.errors import ConfigError
 from src.models.dmol import DMoLLogProb
 from src.models.histogram import HistogramLogProb
 from src.train import train
+from src.utils.constraints import make
 
 
 def test_binned_truth_masses_and_tails():
@@ -54,7 +55,7 @@ def test_binned_datamodule_is_discrete_with_exact_oracle():
     assert dm.train_x.min() >= 0 and dm.train_x.max() <= 15
     torch.testing.assert_close(dm.oracle_log_prob, dm.truth.log_prob(dm.splits["test"]).float())
     with pytest.raises(ConfigError, match="n_bins=1 is invalid"):
-        BinnedDataModule(base, n_bins=1)
+        make(BinnedDataModule, base=base, n_bins=1)
 
 
 def test_hw1_recipe_reproduced():
@@ -108,9 +109,9 @@ def test_hw1_oracle_and_validation_split():
     assert (len(carved.train_x), len(carved.splits["val"])) == (600, 200)
     torch.testing.assert_close(torch.cat([carved.train_x, carved.splits["val"]]), dm.train_x)
     with pytest.raises(ConfigError, match="n_bins=50 is invalid"):
-        HW1DataModule(50)
+        make(HW1DataModule, n_bins=50)
     with pytest.raises(ConfigError, match=r"val_fraction=1\.0 is invalid"):
-        HW1DataModule(20, val_fraction=1.0)
+        make(HW1DataModule, n_bins=20, val_fraction=1.0)
 
 
 def test_digits_split_by_image_and_seeded():
@@ -126,7 +127,7 @@ def test_digits_split_by_image_and_seeded():
     torch.testing.assert_close(DigitsDataModule(seed=0).splits["test"], dm.splits["test"])
     assert not torch.equal(DigitsDataModule(seed=1).splits["test"], dm.splits["test"])
     with pytest.raises(ConfigError, match="n_bins=16 is invalid"):
-        DigitsDataModule(n_bins=16)
+        make(DigitsDataModule, n_bins=16)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from src.models.dmol import (
     dmol_log_prob,
     terms,
 )
+from src.utils.constraints import make
 
 D64 = torch.float64
 # far tails, floored, wide and beyond-float32-underflow scales, degenerate weights
@@ -200,7 +201,7 @@ def test_train_nll_reaches_lbfgs_reference():
 )
 def test_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        DiscretizedLogisticMixture(**kwargs)
+        make(DiscretizedLogisticMixture, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from src.errors import ConfigError
 from src.models.flow1d import MixtureCDFFlow1d
+from src.utils.constraints import make
 
 
 def make_flow(seed: int = 0, **kwargs) -> MixtureCDFFlow1d:
@@ -125,4 +126,4 @@ def test_init_from_data_places_components_on_the_data():
 )
 def test_bad_settings_name_the_setting(kwargs, key):
     with pytest.raises(ConfigError, match=f"^{key}="):
-        MixtureCDFFlow1d(**kwargs)
+        make(MixtureCDFFlow1d, **kwargs)

@@ -10,6 +10,7 @@ from src.errors import ConfigError
 from src.models.gmm import GaussianMixture
 from src.models.gmm_grad import MixtureLogLikelihood
 from src.models.gmm_ops import e_step, m_step
+from src.utils.constraints import make
 
 
 def _random_mixture(k=3, d=2, covariance_type="full", seed=0, **kwargs) -> GaussianMixture:
@@ -148,7 +149,7 @@ def test_reg_covar_floors_the_cholesky_diagonal():
 )
 def test_bad_settings_raise_config_errors(kwargs, key):
     with pytest.raises(ConfigError) as error:
-        GaussianMixture(**kwargs)
+        make(GaussianMixture, **kwargs)
     assert error.value.key == key
 
 

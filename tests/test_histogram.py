@@ -11,6 +11,7 @@ from src.errors import ConfigError, UserError
 from src.models.histogram import Histogram, HistogramLogProb, closed_form_probs
 from src.models.softmax_vjp import softmax, softmax_vjp
 from src.train import train
+from src.utils.constraints import make
 
 D64 = torch.float64
 
@@ -131,7 +132,7 @@ def test_sample_frequencies_match_probs():
 )
 def test_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        Histogram(**kwargs)
+        make(Histogram, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from torch.autograd.functional import jacobian
 
 from src.errors import ConfigError
 from src.models.realnvp import PERMUTATIONS, AffineCoupling, Permutation, RealNVP
+from src.utils.constraints import make
 
 
 def _random_flow(dim=2, seed=0, **kwargs) -> RealNVP:
@@ -187,7 +188,7 @@ def test_identity_at_initialisation_after_standardisation():
 )
 def test_bad_settings_raise_config_errors(kwargs, key):
     with pytest.raises(ConfigError) as error:
-        RealNVP(**kwargs)
+        make(RealNVP, **kwargs)
     assert error.value.key == key
 
 

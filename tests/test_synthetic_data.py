@@ -10,6 +10,7 @@ from src.data.seed003 import Seed003DataModule
 from src.data.synthetic import SyntheticDataModule
 from src.data.truths import mixture_of_gaussians_1d
 from src.errors import ConfigError
+from src.utils.constraints import make
 
 
 def test_seed003_follows_the_notes_counts_and_truth():
@@ -118,7 +119,7 @@ def test_each_ddp_rank_gets_its_own_disjoint_shard():
 )
 def test_bad_truth_settings_name_the_setting(kwargs, key):
     with pytest.raises(ConfigError, match=f"^{key}="):
-        mixture_of_gaussians_1d(**kwargs)
+        make(mixture_of_gaussians_1d, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -126,4 +127,4 @@ def test_bad_truth_settings_name_the_setting(kwargs, key):
 )
 def test_bad_sizes_name_the_setting(kwargs, key):
     with pytest.raises(ConfigError, match=f"^{key}="):
-        SyntheticDataModule(truth(), **kwargs)
+        make(SyntheticDataModule, truth=truth(), **kwargs)

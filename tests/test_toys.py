@@ -21,6 +21,7 @@ from src.data.synthetic import SyntheticDataModule
 from src.data.toy_curves import NODES_PER_PANEL, SwissRoll, TwoSpirals, panel_ratio
 from src.data.toys import BlurredCircles, Checkerboard
 from src.errors import ConfigError
+from src.utils.constraints import make
 from tests.conftest import CONF_DIR
 
 F64 = torch.float64
@@ -274,7 +275,7 @@ def test_pinwheel_density_counts_each_point_s_own_preimage_also_beyond_a_fold():
 )
 def test_bad_settings_name_the_key(build, kwargs, key):
     with pytest.raises(ConfigError) as error:
-        build(**kwargs)
+        make(build, **kwargs)
     assert error.value.key == key
 
 

@@ -12,6 +12,7 @@ from src.data.truths_2d import banana
 from src.errors import ConfigError
 from src.models.zuko_flows import MAF, NSF
 from src.train import train
+from src.utils.constraints import make
 
 F64 = torch.float64
 MODELS = [NSF, MAF]
@@ -117,14 +118,14 @@ def test_a_short_fit_lowers_the_nll(model_class, one_torch_thread):
 @pytest.mark.parametrize("model_class", MODELS)
 def test_bad_settings_name_the_key(model_class, kwargs, key):
     with pytest.raises(ConfigError) as error:
-        model_class(**kwargs)
+        make(model_class, **kwargs)
     assert error.value.key == key
 
 
 @pytest.mark.parametrize("bins", [0, 2.5])
 def test_nsf_bins_must_be_a_positive_integer(bins):
     with pytest.raises(ConfigError) as error:
-        NSF(bins=bins)
+        make(NSF, bins=bins)
     assert error.value.key == "bins"
 
 

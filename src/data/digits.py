@@ -8,16 +8,29 @@ No truth is known, so there is no oracle.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 from sklearn.datasets import load_digits
 
 from src.data.tensor_datamodule import TensorDataModule
-from src.errors import ConfigError
+from src.utils.constraints import FRACTION, Constraint, OneOf, check_fractions
 
 N_BINS = 17
 
 
 class DigitsDataModule(TensorDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_bins": OneOf(N_BINS),  # intensities 0…16
+        "val_fraction": FRACTION,
+        "test_fraction": FRACTION,
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        check_fractions(settings)
+
     def __init__(
         self,
         n_bins: int = N_BINS,
@@ -27,13 +40,6 @@ class DigitsDataModule(TensorDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, seed)
-        if n_bins != N_BINS:
-            raise ConfigError("n_bins", n_bins, f"{N_BINS} (intensities 0…16)")
-        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigError(key, value, "a number > 0")
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError("test_fraction", test_fraction, f"< 1 − val_fraction={val_fraction}")
         self.n_bins = n_bins
         images = torch.from_numpy(load_digits().data).long()  # [1797, 64]
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))

@@ -8,14 +8,17 @@ edge bins, as clipping the continuous value into range before binning would put 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
 from src.data.synthetic import SyntheticDataModule
 from src.errors import ConfigError
-from src.models.bins import n_bins as check_n_bins
-from src.utils.checks import finite
+from src.models.bins import BINS
+from src.utils.constraints import Constraint, Real
 
 
 def binned_at(base: Distribution, boundaries: Tensor) -> Categorical:
@@ -28,15 +31,19 @@ def binned_at(base: Distribution, boundaries: Tensor) -> Categorical:
 
 def binned(base: Distribution, n_bins: int, low: float, high: float) -> Categorical:
     """d equal-width bins over [low, high]; the tails beyond go to the edge bins."""
-    check_n_bins("n_bins", n_bins)
-    if not finite("high", high) > finite("low", low):
-        raise ConfigError("high", high, f"a number > low={low}")
     edges = torch.linspace(low, high, n_bins + 1, dtype=torch.float64)
     return binned_at(base, edges[1:-1])
 
 
 class BinnedDataModule(SyntheticDataModule):
     """Seeded splits of integer bin indices (`torch.long`) drawn from `binned(base, …)`."""
+
+    constraints: ClassVar[dict[str, Constraint]] = {"n_bins": BINS, "low": Real(), "high": Real()}
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        if not settings["high"] > settings["low"]:
+            raise ConfigError("high", settings["high"], f"a number > low={settings['low']}")
 
     def __init__(
         self,

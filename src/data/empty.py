@@ -8,12 +8,13 @@ empty tensor: Lightning weighs logged values by the batch size it infers, and 0 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer
 
 
 class PlaceholderBatches:
@@ -34,9 +35,11 @@ class EmptyDataModule(pl.LightningDataModule):
     support = "none"
     event_shape = torch.Size([])
 
+    constraints: ClassVar[dict[str, Constraint]] = {"steps_per_epoch": Integer(low=1)}
+
     def __init__(self, steps_per_epoch: int = 1000) -> None:
         super().__init__()
-        self.steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
 
     def train_dataloader(self) -> PlaceholderBatches:
         return PlaceholderBatches(self.steps_per_epoch)

@@ -17,6 +17,7 @@ bin d − 1 = [edges[d−2], ∞).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,8 +26,7 @@ from torch.distributions import Categorical
 from src.data.discretized import binned_at
 from src.data.tensor_datamodule import TensorDataModule
 from src.data.truths import mixture_of_gaussians_1d
-from src.errors import ConfigError
-from src.utils.checks import one_of
+from src.utils.constraints import Constraint, OneOf, Real
 
 SETS = {20: 1000, 100: 10_000}  # n_bins → number of draws
 TRAIN_FRACTION = 0.8
@@ -61,7 +61,14 @@ def hw1_truth(n_bins: int) -> Categorical:
 
 class HW1DataModule(TensorDataModule):
     """`val_fraction` > 0 carves the last part of the 80 % train block (in order) as val;
-    0 validates on the test split (monitoring only: the final metrics use the final weights)."""
+    0 validates on the test split (monitoring only: the final metrics use the final weights).
+    The test split is the recipe's last 20 %, so val_fraction alone is a fraction here, and 0 is
+    a choice (no carve), not an empty split."""
+
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_bins": OneOf(*SETS),
+        "val_fraction": Real(0, 1, high_open=True),
+    }
 
     def __init__(
         self,
@@ -71,11 +78,7 @@ class HW1DataModule(TensorDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, seed)
-        self.n_bins = one_of("n_bins", n_bins, list(SETS))
-        if isinstance(val_fraction, bool) or not (
-            isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1
-        ):
-            raise ConfigError("val_fraction", val_fraction, "a number in [0, 1)")
+        self.n_bins = n_bins
         classes = torch.from_numpy(recipe_classes(n_bins)).long()
         split = int(TRAIN_FRACTION * len(classes))
         n_fit = split - round(val_fraction * split)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from sklearn.datasets import make_moons
 
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
-from src.errors import ConfigError
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer, OneOf, Real
 
 
 class MoonsDataModule(TensorDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_train": Integer(low=1),
+        "n_val": Integer(low=1),
+        "n_test": Integer(low=1),
+        "noise": Real(low=0),
+        "dim": OneOf(2),  # the moons are 2-D
+    }
+
     def __init__(
         self,
         n_train: int = 5000,
@@ -23,12 +32,8 @@ class MoonsDataModule(TensorDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, seed)
-        if dim != 2:
-            raise ConfigError("dim", dim, "2 (the moons are 2-D)")
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-            raise ConfigError("noise", noise, "a number >= 0")
         self.dim = dim
-        sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
+        sizes = (n_train, n_val, n_test)
         seeds = np.random.SeedSequence(seed).generate_state(len(SPLITS))
         for split, n, split_seed in zip(SPLITS, sizes, seeds):
             x, _ = make_moons(n, noise=float(noise), random_state=int(split_seed))

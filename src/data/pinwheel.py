@@ -25,13 +25,15 @@ points with no other preimage have log p = −∞.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from src.data.toys import Toy2d
 from src.errors import ConfigError
-from src.utils.checks import positive, positive_int
+from src.utils.constraints import Constraint, Integer, Real
 
 _F64 = torch.float64
 _RADIUS = 1.0  # mean of r
@@ -42,6 +44,21 @@ _BISECTIONS = 60  # an interval of 2π shrinks below 1e-17
 class Pinwheel(Toy2d):
     """FFJORD's pinwheel (K = `arms`, σ_r, σ_t, a = `rate`, λ = `scale`); see the module."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "arms": Integer(low=1),
+        "radial_std": Real(low=0, low_open=True),
+        "tangential_std": Real(low=0, low_open=True),
+        "rate": Real(low=0, low_open=True),
+        "scale": Real(low=0, low_open=True),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """h winds at most 2·100/(2π) more times than the arms' base spiral."""
+        rate, radial_std = settings["rate"], settings["radial_std"]
+        if math.log(rate) + _RADIUS + _REACH * radial_std > math.log(100):
+            raise ConfigError("rate", rate, "a number with rate · e^(1 + 12·radial_std) <= 100")
+
     def __init__(
         self,
         arms: int = 5,
@@ -51,13 +68,10 @@ class Pinwheel(Toy2d):
         scale: float = 2.0,
     ) -> None:
         super().__init__()
-        self.arms = positive_int("arms", arms)
-        self.radial_std = positive("radial_std", radial_std)
-        self.tangential_std = positive("tangential_std", tangential_std)
-        self.rate, self.scale = positive("rate", rate), positive("scale", scale)
+        self.arms = arms
+        self.radial_std, self.tangential_std = float(radial_std), float(tangential_std)
+        self.rate, self.scale = float(rate), float(scale)
         self.r_max = _RADIUS + _REACH * self.radial_std
-        if math.log(self.rate) + self.r_max > math.log(100):  # h winds ≤ 2·100/(2π) more times
-            raise ConfigError("rate", rate, "a number with rate · e^(1 + 12·radial_std) <= 100")
 
     def draw(self, n: int) -> Tensor:
         r = _RADIUS + self.radial_std * torch.randn(n, dtype=_F64)

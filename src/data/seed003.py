@@ -8,17 +8,25 @@ counts are fixed rather than drawn, which matches the mixture's weights within 1
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
 from src.data.synthetic import SyntheticDataModule
 from src.data.truths import mixture_of_gaussians_1d
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer
 
 MEANS, STD = (-1.0, 0.2, 1.5), 0.25
 
 
 class Seed003DataModule(SyntheticDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "num_train": Integer(low=1),
+        "num_val": Integer(low=1),
+        "num_test": Integer(low=1),
+    }
+
     def __init__(
         self,
         num_train: int = 5000,
@@ -27,8 +35,6 @@ class Seed003DataModule(SyntheticDataModule):
         batch_size: int | None = 128,
         seed: int = 0,
     ) -> None:
-        for key, num in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
-            positive_int(key, num)
         truth = mixture_of_gaussians_1d(list(MEANS), [STD] * 3, [0.25, 0.25, 0.5])
         super().__init__(truth, num_train, num_val, num_test, batch_size, seed)
 

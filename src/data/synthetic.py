@@ -6,6 +6,8 @@ others unchanged. The truth scores the test split once, for the oracle NLL and t
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -13,12 +15,19 @@ from torch.distributions import Distribution
 
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer, Nullable
 
 DRAW_CHUNK = 2**18
 
 
 class SyntheticDataModule(TensorDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_train": Integer(low=1),
+        "n_val": Integer(low=1),
+        "n_test": Integer(low=1),
+        "dim": Nullable(Integer(low=1)),
+    }
+
     def __init__(
         self,
         truth: Distribution,
@@ -31,11 +40,11 @@ class SyntheticDataModule(TensorDataModule):
     ) -> None:
         """`dim`, when given, must be the truth's event dimension: data configs on ℝ^D declare
         it so a model config can read `${data.dim}`."""
-        if dim is not None and tuple(truth.event_shape) != (positive_int("dim", dim),):
+        if dim is not None and tuple(truth.event_shape) != (dim,):
             raise ConfigError("dim", dim, f"the truth's dimension, {tuple(truth.event_shape)}")
         self.dim = dim
         super().__init__(batch_size, seed)
-        sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
+        sizes = (n_train, n_val, n_test)
         self.truth = truth
         seeds = np.random.SeedSequence(seed).generate_state(len(SPLITS))
         for split, n, split_seed in zip(SPLITS, sizes, seeds):

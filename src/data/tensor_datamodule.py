@@ -10,23 +10,27 @@ own shard of every split, and every rank takes the same number of batches.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from src.data.batches import Batch, TensorBatches
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer, Nullable
 
 SPLITS = ("train", "val", "test")
 EVAL_BATCH_SIZE = 2**16  # validation and test in chunks: memory stays flat in the test size
 
 
 class TensorDataModule(pl.LightningDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "batch_size": Nullable(Integer(low=1)),  # null: full batch
+        "seed": Integer(low=0),
+    }
+
     def __init__(self, batch_size: int | None, seed: int) -> None:
         super().__init__()
-        if batch_size is not None:
-            positive_int("batch_size", batch_size)
         self.batch_size, self.seed = batch_size, seed
         self.splits: dict[str, Tensor] = {}
         self.extras: dict[str, dict[str, Tensor]] = {split: {} for split in SPLITS}

@@ -15,6 +15,7 @@ The sampler draws t from the same p(t), so sampler and density agree exactly.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from src.data.toys import Toy2d
 from src.errors import ConfigError
-from src.utils.checks import positive
+from src.utils.constraints import Constraint, Real
 
 _F64 = torch.float64
 NODES_PER_PANEL = 16
@@ -58,10 +59,11 @@ class BlurredCurve(Toy2d):
     A subclass gives `pieces`, `curve(t)`, `log_density_t(t)` and `draw_t(n)`."""
 
     pieces: tuple[tuple[float, float], ...]
+    constraints: ClassVar[dict[str, Constraint]] = {"noise": Real(low=0, low_open=True)}
 
     def __init__(self, noise: float) -> None:
         super().__init__()
-        self.noise = positive("noise", noise)
+        self.noise = float(noise)
         ratio = panel_ratio(NODES_PER_PANEL, TOLERANCE)
         self.points, self.log_weights = self.rule(NODES_PER_PANEL, ratio)
         if len(self.points) > MAX_NODES:
@@ -142,8 +144,10 @@ class TwoSpirals(BlurredCurve):
     a U(0, 1/6)² offset to each point before the noise; it is left out, so that the noise is
     Gaussian and the density a 1-D integral."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {"turns": Real(low=0, low_open=True)}
+
     def __init__(self, noise: float = 0.1, turns: float = 1.5) -> None:
-        self.length = 2 * math.pi * positive("turns", turns)
+        self.length = 2 * math.pi * turns
         self.pieces = ((-self.length, 0.0), (0.0, self.length))
         super().__init__(noise)
 

@@ -11,14 +11,15 @@ Gaussians are `truths_2d.gaussian_mixture`. The curves (spirals, Swiss roll) are
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from src.errors import ConfigError
-from src.utils.checks import positive, positive_int, positive_list, probability_vector
+from src.utils.constraints import Constraint, Integer, ListOf, Nullable, Probabilities, Real
 
 _F64 = torch.float64
 
@@ -58,11 +59,14 @@ class Checkerboard(Toy2d):
     mass, and the data are stored in float32, whose rounding can move a point onto an edge,
     never across it."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "cells": Integer(low=2),
+        "width": Real(low=0, low_open=True),
+    }
+
     def __init__(self, cells: int = 4, width: float = 2.0) -> None:
         super().__init__()
-        if positive_int("cells", cells) < 2:
-            raise ConfigError("cells", cells, "an integer >= 2")
-        self.cells, self.width = cells, positive("width", width)
+        self.cells, self.width = cells, float(width)
         i, j = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
         self.dark = torch.stack([i.reshape(-1), j.reshape(-1)], -1)[(i + j).reshape(-1) % 2 == 0]
         self.corner = -cells * self.width / 2
@@ -97,15 +101,28 @@ class BlurredCircles(Toy2d):
     FFJORD's rings: radii 3, 2.25, 1.5, 0.75 and σ = 0.08 (it spaces the angles evenly; here
     they are uniform); make_circles(factor=0.5, noise=0.08) × 3: radii 3, 1.5 and σ = 0.24."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "radii": ListOf(Real(low=0, low_open=True)),
+        "noise": Real(low=0, low_open=True),
+        "weights": Nullable(Probabilities()),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        radii, weights = settings["radii"], settings.get("weights")
+        if weights is not None and len(weights) != len(radii):
+            valid = f"a list of {len(radii)} non-negative weights that sum to 1 (one per radius)"
+            raise ConfigError("weights", weights, valid)
+
     def __init__(
         self, radii: list[float], noise: float, weights: list[float] | None = None
     ) -> None:
         super().__init__()
-        self.radii = torch.tensor(positive_list("radii", radii), dtype=_F64)
+        self.radii = torch.tensor([float(r) for r in radii], dtype=_F64)
         k = len(self.radii)
-        probs = [1.0 / k] * k if weights is None else probability_vector("weights", weights, k)
+        probs = [1.0 / k] * k if weights is None else list(weights)
         self.probs = torch.tensor(probs, dtype=_F64)
-        self.noise = positive("noise", noise)
+        self.noise = float(noise)
 
     def draw(self, n: int) -> Tensor:
         radius = self.radii[torch.multinomial(self.probs, n, replacement=True)]

@@ -9,6 +9,7 @@ triangular with unit diagonal, so log p(x) = log N(T⁻¹(x)) exactly (log |det 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -25,19 +26,46 @@ from torch.distributions import (
 from torch.distributions.transforms import Transform
 
 from src.errors import ConfigError
-from src.utils.checks import (
-    as_list,
-    finite,
-    finite_list,
-    positive,
-    positive_int,
-    positive_list,
-    probability_vector,
-)
+from src.utils.constraints import Integer, ListOf, Nullable, Probabilities, Real, declare
 
 _F64 = torch.float64
 
 
+def _shapes(settings: Mapping[str, Any]) -> None:
+    """`means` K rows of D numbers, `covariances` K symmetric positive-definite D×D matrices
+    (a singular one is refused), `weights` K of them."""
+    k, d = settings["n_components"], settings["dim"]
+    means, covariances, weights = settings["means"], settings["covariances"], settings["weights"]
+    if means is not None and (len(means) != k or any(len(row) != d for row in means)):
+        raise ConfigError("means", means, f"{k} rows of {d} numbers")
+    if covariances is not None:
+        valid = f"{k} symmetric positive-definite {d}x{d} matrices"
+        shaped = len(covariances) == k and all(
+            len(m) == d and all(len(row) == d for row in m) for m in covariances
+        )
+        if not shaped:
+            raise ConfigError("covariances", covariances, valid)
+        cov = torch.tensor(covariances, dtype=_F64)
+        symmetric = torch.allclose(cov, cov.transpose(-1, -2))
+        if not symmetric or torch.linalg.cholesky_ex(cov).info.any():
+            raise ConfigError("covariances", covariances, valid)
+    if weights is not None and len(weights) != k:
+        valid = f"a list of {k} non-negative weights that sum to 1 (one per component)"
+        raise ConfigError("weights", weights, valid)
+
+
+@declare(
+    {
+        "n_components": Integer(low=1),
+        "dim": Integer(low=2),
+        "radius": Real(),
+        "std": Real(low=0, low_open=True),
+        "means": Nullable(ListOf(ListOf(Real()))),
+        "covariances": Nullable(ListOf(ListOf(ListOf(Real())))),
+        "weights": Nullable(Probabilities()),
+    },
+    _shapes,
+)
 def gaussian_mixture(
     n_components: int = 8,
     dim: int = 2,
@@ -48,45 +76,22 @@ def gaussian_mixture(
     weights: list[float] | None = None,
 ) -> MixtureSameFamily:
     """Σ_k w_k N(μ_k, Σ_k); `means`, `covariances`, `weights` replace the ring defaults."""
-    k, d = positive_int("n_components", n_components), positive_int("dim", dim)
-    if d < 2:
-        raise ConfigError("dim", dim, "an integer >= 2")
+    k, d = n_components, dim
     if means is None:
-        finite("radius", radius)
         angle = 2 * math.pi * torch.arange(k, dtype=_F64) / k
         loc = torch.zeros(k, d, dtype=_F64)
         loc[:, 0], loc[:, 1] = radius * angle.cos(), radius * angle.sin()
     else:
-        loc = torch.tensor(_matrix("means", means, k, d), dtype=_F64)
+        loc = torch.tensor(means, dtype=_F64)
     if covariances is None:
-        cov = positive("std", std) ** 2 * torch.eye(d, dtype=_F64).expand(k, d, d)
+        cov = std**2 * torch.eye(d, dtype=_F64).expand(k, d, d)
     else:
-        cov = _covariances(covariances, k, d)
-    probs = [1.0 / k] * k if weights is None else probability_vector("weights", weights, k)
+        cov = torch.tensor(covariances, dtype=_F64)
+    probs = [1.0 / k] * k if weights is None else list(weights)
     return MixtureSameFamily(
         Categorical(probs=torch.tensor(probs, dtype=_F64)),
         MultivariateNormal(loc, covariance_matrix=cov),
     )
-
-
-def _matrix(key: str, rows: Any, n_rows: int, n_cols: int) -> list[list[float]]:
-    rows = as_list(key, rows, f"{n_rows} rows of {n_cols} numbers")
-    if len(rows) != n_rows:
-        raise ConfigError(key, rows, f"{n_rows} rows of {n_cols} numbers")
-    return [finite_list(key, row, n_cols) for row in rows]
-
-
-def _covariances(values: Any, k: int, d: int) -> Tensor:
-    """K symmetric positive-definite D×D matrices; a singular one is refused."""
-    valid = f"{k} symmetric positive-definite {d}x{d} matrices"
-    values = as_list("covariances", values, valid)
-    if len(values) != k:
-        raise ConfigError("covariances", values, valid)
-    cov = torch.tensor([_matrix("covariances", m, d, d) for m in values], dtype=_F64)
-    symmetric = torch.allclose(cov, cov.transpose(-1, -2))
-    if not symmetric or torch.linalg.cholesky_ex(cov).info.any():
-        raise ConfigError("covariances", values, valid)
-    return cov
 
 
 class _Shear(Transform):
@@ -113,9 +118,10 @@ class _Shear(Transform):
         return torch.zeros(u.shape[:-1], dtype=u.dtype, device=u.device)
 
 
+@declare({"scales": Nullable(ListOf(Real(low=0, low_open=True), length=2)), "curvature": Real()})
 def banana(scales: list[float] | None = None, curvature: float = 1.0) -> TransformedDistribution:
     """x₁ ~ N(0, σ₁²), x₂ | x₁ ~ N(b(x₁² − σ₁²), σ₂²): a banana opening upwards."""
-    scales = positive_list("scales", [1.0, 0.5] if scales is None else scales, 2)
-    curvature = finite("curvature", curvature)
+    scales = [1.0, 0.5] if scales is None else [float(s) for s in scales]
+    curvature = float(curvature)
     base = Independent(Normal(torch.zeros(2, dtype=_F64), torch.tensor(scales, dtype=_F64)), 1)
     return TransformedDistribution(base, [_Shear(curvature, scales[0] ** 2)])

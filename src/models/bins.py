@@ -5,13 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from src.errors import ConfigError, UserError
+from src.errors import UserError
+from src.utils.constraints import Integer
 
-
-def n_bins(key: str, d: object) -> int:
-    if isinstance(d, bool) or not isinstance(d, int) or d < 2:
-        raise ConfigError(key, d, "an integer >= 2 (the number of bins)")
-    return d
+BINS = Integer(low=2)  # the number of bins a discrete model or data set has
 
 
 def check_bins(x: Tensor, d: int) -> Tensor:

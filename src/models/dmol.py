@@ -29,7 +29,7 @@ whose components sum to zero.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +37,9 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 from torch.special import logit
 
-from src.models.bins import check_bins, n_bins
+from src.models.bins import BINS, check_bins
 from src.models.softmax_vjp import softmax_vjp_from_products
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Flag, Integer
 
 LOG_SCALE_MIN = -7.0  # s ≥ 9e-4 bins: 1/s ≤ 1097, so a and b stay finite for finite μ
 WIDE_LOG_SCALE = 15.0  # beyond, 1/s < 3.1e-7 and the width term takes its expansion
@@ -124,11 +124,15 @@ class DMoLLogProb(torch.autograd.Function):
 class DiscretizedLogisticMixture(nn.Module):
     support = "discrete"
     event_shape = torch.Size()
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "d": BINS,
+        "n_components": Integer(low=1),
+        "analytic_grad": Flag(),
+    }
 
     def __init__(self, d: int = 20, n_components: int = 4, analytic_grad: bool = False):
         super().__init__()
-        self.d = n_bins("d", d)
-        k = positive_int("n_components", n_components)
+        self.d, k = d, n_components
         self.analytic_grad = bool(analytic_grad)
         # Means spread evenly over [−½, d − ½], scales half their spacing: works for any d.
         self.loc = nn.Parameter((torch.arange(k) + 0.5) * d / k - 0.5)

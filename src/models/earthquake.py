@@ -16,14 +16,15 @@ so the assignment logits of N events are one [N, 4] × [4, K] product.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Gamma, NegativeBinomial, Normal, Poisson
 
 from src.errors import ConfigError
-from src.utils.checks import finite_list, positive, positive_int, probability_vector
+from src.utils.constraints import Constraint, Integer, ListOf, Nullable, Probabilities, Real
 
 
 class Prior(NamedTuple):
@@ -89,19 +90,43 @@ def make_prior(
     alpha: float,
     beta: float,
 ) -> Prior:
-    """Validated hyper-parameters (float64); π = None means uniform."""
-    k = positive_int("n_components", n_components)
-    pi = [1.0 / k] * k if weights_ is None else probability_vector("weights", weights_, k)
-    if min(pi) <= 0:
-        raise ConfigError("weights", list(weights_), "weights > 0 (drop empty components)")
+    """The hyper-parameters (float64), as `PRIOR` and `check_prior` accept them; π = None means
+    uniform."""
+    k = n_components
+    pi = [1.0 / k] * k if weights_ is None else [float(w) for w in weights_]
     return Prior(
         log_pi=torch.tensor(pi, dtype=torch.float64).log(),
-        tau=positive("tau", tau),
-        nu=torch.tensor(finite_list("nu", nu, 2), dtype=torch.float64),
-        rho=positive("rho", rho),
-        alpha=positive("alpha", alpha),
-        beta=positive("beta", beta),
+        tau=float(tau),
+        nu=torch.tensor([float(v) for v in nu], dtype=torch.float64),
+        rho=float(rho),
+        alpha=float(alpha),
+        beta=float(beta),
     )
+
+
+POSITIVE = Real(low=0, low_open=True)
+# the prior's settings, declared by the model and by the data set that draws from it
+PRIOR: dict[str, Constraint] = {
+    "n_components": Integer(low=1),
+    "weights": Nullable(Probabilities()),
+    "tau": POSITIVE,
+    "nu": ListOf(Real(), length=2),
+    "rho": POSITIVE,
+    "alpha": POSITIVE,
+    "beta": POSITIVE,
+}
+
+
+def check_prior(settings: Mapping[str, Any]) -> None:
+    """One weight per component, none of them 0 (an empty component: drop it)."""
+    weights, k = settings.get("weights"), settings.get("n_components")
+    if weights is None:
+        return
+    if len(weights) != k:
+        valid = f"a list of {k} non-negative weights that sum to 1 (one per component)"
+        raise ConfigError("weights", list(weights), valid)
+    if min(weights) <= 0:
+        raise ConfigError("weights", list(weights), "weights > 0 (drop empty components)")
 
 
 class EarthquakeMixture(nn.Module):
@@ -112,6 +137,11 @@ class EarthquakeMixture(nn.Module):
 
     support = "earthquake"
     event_shape = torch.Size([3])
+    constraints: ClassVar[dict[str, Constraint]] = PRIOR
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        check_prior(settings)
 
     def __init__(
         self,

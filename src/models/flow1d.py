@@ -13,12 +13,14 @@ P(|Z| < S/2) = 2Φ(S/2) − 1 < 1, reported by `integral()`.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.special import ndtr, ndtri
 
-from src.utils.checks import one_of, positive_int
+from src.errors import ConfigError
+from src.utils.constraints import Constraint, Flag, Integer, OneOf
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -27,10 +29,20 @@ class MixtureCDFFlow1d(nn.Module):
     support = "continuous"
     event_shape = torch.Size()
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_components": Integer(low=1),
+        "base": OneOf("uniform", "normal"),
+        "normalized": Flag(),
+    }
+
+    @classmethod
+    def check_together(cls, settings: dict) -> None:
+        """The notes' unnormalized flow (normalized false) is defined on a normal base only."""
+        if settings["normalized"] is False and settings["base"] != "normal":
+            raise ConfigError("base", settings["base"], "one of normal (with normalized false)")
+
     def __init__(self, n_components: int = 5, base: str = "uniform", normalized: bool = True):
         super().__init__()
-        positive_int("n_components", n_components)
-        one_of("base", base, ["uniform", "normal"] if normalized else ["normal"])
         self.base, self.normalized = base, normalized
         self.loc = nn.Parameter(torch.randn(n_components))
         self.log_scale = nn.Parameter(torch.zeros(n_components))

@@ -12,6 +12,7 @@ the factor's diagonal above the same floor.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,7 @@ from src.models.gmm_ops import (
     hard_assignment,
     m_step,
 )
-from src.utils.checks import one_of, positive_int
+from src.utils.constraints import Constraint, Flag, Integer, OneOf, Real
 from src.utils.kmeans import kmeans_plus_plus
 
 INITS = ("kmeans++", "random_from_data")
@@ -34,6 +35,15 @@ INITS = ("kmeans++", "random_from_data")
 
 class GaussianMixture(nn.Module):
     support = "continuous"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_components": Integer(low=1),
+        "dim": Integer(low=1),
+        "covariance_type": OneOf("full", "diag"),
+        "reg_covar": Real(low=0),
+        "analytic_grad": Flag(),
+        "init": OneOf(*INITS),
+        "init_trials": Integer(low=1),
+    }
 
     def __init__(
         self,
@@ -46,15 +56,10 @@ class GaussianMixture(nn.Module):
         init_trials: int = 5,
     ) -> None:
         super().__init__()
-        k, d = positive_int("n_components", n_components), positive_int("dim", dim)
-        self.diagonal = one_of("covariance_type", covariance_type, ["full", "diag"]) == "diag"
-        if isinstance(reg_covar, bool) or not isinstance(reg_covar, (int, float)):
-            raise ConfigError("reg_covar", reg_covar, "a finite number >= 0")
-        if not 0 <= reg_covar < math.inf:
-            raise ConfigError("reg_covar", reg_covar, "a finite number >= 0")
+        k, d = n_components, dim
+        self.diagonal = covariance_type == "diag"
         self.reg_covar, self.analytic_grad = float(reg_covar), bool(analytic_grad)
-        self.init = one_of("init", init, INITS)
-        self.init_trials = positive_int("init_trials", init_trials)
+        self.init, self.init_trials = init, init_trials
         self.event_shape = torch.Size([d])
         self.logits = nn.Parameter(torch.zeros(k))
         self.loc = nn.Parameter(torch.randn(k, d))

@@ -14,13 +14,15 @@ its gradient is the penalised one. N is the train-set size recorded by `init_fro
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical
 
-from src.errors import ConfigError
-from src.models.bins import check_bins, n_bins
+from src.models.bins import BINS, check_bins
 from src.models.softmax_vjp import softmax_vjp_from_products
+from src.utils.constraints import Constraint, Flag, Real
 
 
 class HistogramLogProb(torch.autograd.Function):
@@ -45,16 +47,15 @@ class HistogramLogProb(torch.autograd.Function):
 class Histogram(nn.Module):
     support = "discrete"
     event_shape = torch.Size()
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "d": BINS,
+        "analytic_grad": Flag(),
+        "smoothing": Real(low=0),
+    }
 
     def __init__(self, d: int = 20, analytic_grad: bool = False, smoothing: float = 0.0):
         super().__init__()
-        self.d = n_bins("d", d)
-        if (
-            isinstance(smoothing, bool)
-            or not isinstance(smoothing, (int, float))
-            or not (0 <= smoothing < float("inf"))
-        ):
-            raise ConfigError("smoothing", smoothing, "a finite number >= 0")
+        self.d = d
         self.analytic_grad, self.smoothing = bool(analytic_grad), float(smoothing)
         self.logits = nn.Parameter(torch.zeros(d))
         self.register_buffer("n_train", torch.zeros(()))  # 0 until init_from_data

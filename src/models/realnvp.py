@@ -18,12 +18,13 @@ coordinate is transformed in every layer and never conditions another one.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
-from src.errors import ConfigError
-from src.utils.checks import one_of, positive, positive_int
+from src.utils.constraints import Constraint, Integer, OneOf, Real
 
 PERMUTATIONS = ("alternate", "reverse", "random")
 
@@ -101,6 +102,15 @@ class AffineCoupling(nn.Module):
 
 class RealNVP(nn.Module):
     support = "continuous"
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "dim": Integer(low=2),  # a coupling needs two parts
+        "n_layers": Integer(low=1),
+        "hidden": Integer(low=1),
+        "n_hidden": Integer(low=1),
+        "scale_bound": Real(low=0, low_open=True),
+        "permutation": OneOf(*PERMUTATIONS),
+        "permutation_seed": Integer(low=0, high=2**63 - 1),
+    }
 
     def __init__(
         self,
@@ -113,16 +123,7 @@ class RealNVP(nn.Module):
         permutation_seed: int = 0,
     ) -> None:
         super().__init__()
-        dim = positive_int("dim", dim)
-        if dim < 2:
-            raise ConfigError("dim", dim, "an integer >= 2 (a coupling needs two parts)")
-        for key, value in (("n_layers", n_layers), ("hidden", hidden), ("n_hidden", n_hidden)):
-            positive_int(key, value)
-        bound = positive("scale_bound", scale_bound)
-        one_of("permutation", permutation, PERMUTATIONS)
-        seed = permutation_seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ConfigError("permutation_seed", seed, "an integer >= 0")
+        bound, seed = float(scale_bound), permutation_seed
         self.event_shape = torch.Size([dim])
         parity, order = torch.arange(dim) % 2, torch.arange(dim)
         first_half = (order < dim // 2).float()

@@ -10,14 +10,14 @@ standardising is what puts the data where the splines act.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import zuko
 from torch import Tensor, nn
 
-from src.errors import ConfigError
 from src.models.realnvp import Standardize
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer, ListOf
 
 
 class ZukoFlow(nn.Module):
@@ -43,24 +43,20 @@ class ZukoFlow(nn.Module):
         return self.standardize.inverse(self.flow().sample((n,)))[0]
 
 
-def _checked(dim: int, transforms: int, hidden_features: Sequence[int]) -> tuple[int, ...]:
-    """Checks the settings both flows share; returns the hidden widths as a tuple."""
-    if positive_int("dim", dim) < 2:
-        raise ConfigError("dim", dim, "an integer >= 2 (a flow over one coordinate is flow1d)")
-    positive_int("transforms", transforms)
-    valid = "a non-empty list of integers >= 1"
-    if isinstance(hidden_features, (str, bytes)) or not isinstance(hidden_features, Sequence):
-        raise ConfigError("hidden_features", hidden_features, valid)
-    widths = tuple(hidden_features)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ConfigError("hidden_features", hidden_features, valid)
-    return widths
+# the settings both flows share; a flow over one coordinate is flow1d
+SHARED: dict[str, Constraint] = {
+    "dim": Integer(low=2),
+    "transforms": Integer(low=1),
+    "hidden_features": ListOf(Integer(low=1)),
+}
 
 
 class NSF(ZukoFlow):
     """Rational-quadratic spline couplings (Durkan et al. 2019): `transforms` layers, each
     transforming one half of the coordinates by monotone splines of `bins` bins whose knots
     an MLP (`hidden_features`) computes from the other half; the halves swap every layer."""
+
+    constraints: ClassVar[dict[str, Constraint]] = {**SHARED, "bins": Integer(low=1)}
 
     def __init__(
         self,
@@ -69,10 +65,10 @@ class NSF(ZukoFlow):
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
     ) -> None:
-        widths = _checked(dim, transforms, hidden_features)
+        widths = tuple(hidden_features)
         flow = zuko.flows.NSF(
             dim,
-            bins=positive_int("bins", bins),
+            bins=bins,
             transforms=transforms,
             hidden_features=widths,
             passes=2,  # coupling: one half given the other
@@ -85,8 +81,10 @@ class MAF(ZukoFlow):
     autoregressive layers, x_d scaled and shifted by a masked MLP (`hidden_features`) of the
     coordinates before it, the order reversed every layer. Sampling takes dim passes."""
 
+    constraints: ClassVar[dict[str, Constraint]] = SHARED
+
     def __init__(
         self, dim: int = 2, transforms: int = 4, hidden_features: Sequence[int] = (64, 64)
     ) -> None:
-        widths = _checked(dim, transforms, hidden_features)
+        widths = tuple(hidden_features)
         super().__init__(dim, zuko.flows.MAF(dim, transforms=transforms, hidden_features=widths))

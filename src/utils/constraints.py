@@ -26,12 +26,13 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from src.errors import ConfigError
 
 __all__ = [
+    "FRACTION",
     "AnyOf",
     "Constraint",
     "Flag",
@@ -44,7 +45,10 @@ __all__ = [
     "Text",
     "check",
     "check_declared",
+    "check_fractions",
+    "declare",
     "declared",
+    "make",
 ]
 
 
@@ -240,8 +244,42 @@ class Probabilities(Constraint):
         return f"{head} of {size}non-negative weights that sum to 1"
 
 
-def declared(target: type) -> dict[str, Constraint]:
-    """A class's declared constraints, its bases' included (a subclass's entry wins)."""
+# a split fraction (validation, test): the one rule wherever a data set splits its rows
+FRACTION = Real(0, 1, low_open=True, high_open=True)
+
+
+def check_fractions(
+    settings: Mapping[str, Any], val: str = "val_fraction", test: str = "test_fraction"
+) -> None:
+    """The rule across split fractions, for a `check_together`: val + test < 1 (some rows are
+    left to train on)."""
+    v, t = settings.get(val), settings.get(test)
+    if FRACTION.accepts(v) and FRACTION.accepts(t) and v + t >= 1:
+        raise ConfigError(test, t, f"a number in (0, 1) with {val} + {test} < 1 ({val}={v})")
+
+
+def declare(
+    constraints: Mapping[str, Constraint],
+    together: Callable[[Mapping[str, Any]], None] | None = None,
+) -> Callable[[Callable], Callable]:
+    """The declaration for a function a config names as `_target_` (a truth such as
+    `gaussian_mixture`): `@declare({"dim": Integer(low=1)})` sets its `constraints` (and its
+    `check_together`), checked at the boundary as a class's are."""
+
+    def mark(function: Callable) -> Callable:
+        function.constraints = dict(constraints)  # type: ignore[attr-defined]
+        if together is not None:
+            function.check_together = together  # type: ignore[attr-defined]
+        return function
+
+    return mark
+
+
+def declared(target: Any) -> dict[str, Constraint]:
+    """A class's declared constraints, its bases' included (a subclass's entry wins); a
+    function's from `declare`."""
+    if not isinstance(target, type):
+        return dict(getattr(target, "constraints", None) or {})
     merged: dict[str, Constraint] = {}
     for klass in reversed(getattr(target, "__mro__", (target,))):
         merged.update(vars(klass).get("constraints", None) or {})
@@ -254,10 +292,11 @@ def check_declared(
     """The first setting a constraint refuses, as `ConfigError("<path>.<key>", ...)`."""
     for key, constraint in constraints.items():
         if key in settings and not constraint.accepts(settings[key]):
-            raise ConfigError(f"{path}.{key}", settings[key], constraint.describe()).at_top_level()
+            where = f"{path}.{key}" if path else key
+            raise ConfigError(where, settings[key], constraint.describe()).at_top_level()
 
 
-def check(target: type, settings: Mapping[str, Any], path: str) -> None:
+def check(target: Any, settings: Mapping[str, Any], path: str) -> None:
     """Check `settings` (a config node's, resolved) against what `target` declares: each
     setting's constraint, then `target.check_together` on the defaults overlaid with them."""
     check_declared(declared(target), settings, path)
@@ -266,10 +305,17 @@ def check(target: type, settings: Mapping[str, Any], path: str) -> None:
         try:
             together({**defaults(target), **settings})
         except ConfigError as error:
-            raise error.under(path) from None
+            raise (error.under(path) if path else error) from None
 
 
-def defaults(target: type) -> dict[str, Any]:
+def make(target: Any, /, **settings: Any) -> Any:
+    """`target(**settings)` after the checks `build` makes at the boundary, for Python callers:
+    `make(GaussianMixture, n_components=0)` raises `ConfigError("n_components", 0, ...)`."""
+    check(target, settings, "")
+    return target(**settings)
+
+
+def defaults(target: Any) -> dict[str, Any]:
     """The defaults of `target.__init__`'s keyword settings."""
     try:
         parameters = inspect.signature(target).parameters
