@@ -142,17 +142,14 @@ def fit_gmm_poisson(k: int, x: np.ndarray, s: np.ndarray, seed: int):
 
 
 def peer_check(run: Path, map_png: Path | None) -> dict:
-    from omegaconf import OmegaConf
     from scipy.special import logsumexp
     from sklearn.metrics import adjusted_rand_score
     from sklearn.mixture import BayesianGaussianMixture
 
-    from src.utils.instantiate import build
-    from src.utils.runs import trained_model
+    from src.build import rebuild
 
-    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
-    data = build(cfg.data, "data")
-    model = trained_model(run)
+    rebuilt = rebuild(run, "run")
+    data, model = rebuilt.datamodule, rebuilt.model
     k = model.n_components
     train, val, test = (data.splits[n].double() for n in ("train", "val", "test"))
     x_tr, s_tr = train[:, :2].numpy(), train[:, 2].numpy()

@@ -1,15 +1,21 @@
-"""Assembles a run: model × data × fit × trainer, or a Monte Carlo study × trainer.
+"""The one assembly: a run's config -> data × model × fit (or study) × trainer × callbacks.
 
-Everything that cannot work is refused here, before any training, in one line: the pairing of
-model, fit and data is checked in one place (`check_pairing`).
+Training, resuming, `src.eval`, `src.compare` and `load_run` all build a run here from its
+resolved config, so a model is rebuilt with the settings the data determined (`dim`, `d`) and
+the data's standardization, whichever command asks. Everything that cannot work is refused
+here, before any training, in one line: the pairing of model, fit and data is checked in one
+place (`check_pairing`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import tempfile
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 from hydra.utils import get_class
@@ -17,25 +23,116 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from torch import nn
 
-from src.callbacks.lean import NoProfiler, skip_no_op_hooks
+from src.callbacks.last_checkpoint import LastCheckpoint
+from src.callbacks.lean import NoProfiler
 from src.callbacks.run_guard import RunGuard
 from src.callbacks.threads import ThreadPolicy
+from src.data.protocol import DataSource
 from src.errors import ConfigError, UserError
+from src.fits.base import RunModule
+from src.fits.density_fit import DensityFit
 from src.models.protocol import DensityModel
 from src.models.standardized import standardized
 from src.utils.checkpoint_io import LocalCheckpointIO
+from src.utils.hydra_context import choices, launcher_jobs
 from src.utils.instantiate import build
 from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
-from src.utils.runs import run_name
+from src.utils.runs import (
+    IDENTITY,
+    RunIdentity,
+    read_checkpoint,
+    run_dir_of,
+    saved_config,
+    saved_identity,
+)
 from src.utils.settings import check_settings
 from src.utils.threads import available_cores, check_threads, sweep_workers
 
+log = logging.getLogger(__name__)
 
-def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+Stage = Literal["fit", "test", "load"]
+
+
+@dataclass
+class Run:
+    """A run as built: its config and identity, the data, the fit or study, and (to fit or to
+    test) the trainer."""
+
+    cfg: DictConfig
+    identity: RunIdentity
+    datamodule: DataSource
+    module: RunModule
+    trainer: pl.Trainer | None = None
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The density model (in the data's units); None for a study."""
+        return self.module.model if isinstance(self.module, DensityFit) else None
+
+
+def assemble(cfg: DictConfig, identity: RunIdentity, stage: Stage = "fit") -> Run:
+    """Build the run `cfg` describes. `fit`: the trainer with the run's callbacks and loggers;
+    `test`: the run's trainer settings without them (src.eval); `load`: no trainer. With
+    `cfg.ckpt_path` the module holds that checkpoint's weights (refused if of another model)."""
+    check_seed(cfg.get("seed"))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    trainer = None
+    if stage == "fit":
+        writable(Path(cfg.paths.output_dir) / "checkpoints")
+        trainer = build_trainer(cfg, identity, module)
+    elif stage == "test":
+        trainer = build_test_trainer(cfg)
+    if cfg.get("ckpt_path"):
+        load_weights(module, cfg.ckpt_path, cfg)  # refuses another model's checkpoint in one line
+    return Run(cfg, identity, datamodule, module, trainer)
+
+
+def rebuild(path: str | Path, key: str = "ckpt_path") -> Run:
+    """A trained run from its directory (or a checkpoint inside it): its own saved config, the
+    checkpoint's weights, no trainer; the module is in eval mode."""
+    run_dir, ckpt = run_dir_of(path, key)
+    cfg = saved_config(run_dir, {"ckpt_path": str(ckpt), "resume": None})
+    checkpoint = read_checkpoint(ckpt, key)
+    run = assemble(cfg, saved_identity(checkpoint, run_dir), stage="load")
+    run.module.eval()
+    return run
+
+
+def load_run(path: str | Path) -> tuple[nn.Module, DictConfig]:
+    """`model, cfg = load_run(<run dir or checkpoint>)`: a trained density model (a plain
+    `nn.Module` with `log_prob` and `sample`, in the data's units) and the run's config."""
+    run = rebuild(path, "path")
+    if run.model is None:
+        raise UserError(f"{path} is a study run: it has no density model to load")
+    return run.model, run.cfg
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError("seed", seed, "an integer in [0, 2³²)")
+
+
+def writable(directory: Path) -> None:
+    """Create the run's checkpoint directory and prove it takes a file, before any training."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            "paths.output_dir",
+            str(directory.parent),
+            f"a directory whose checkpoints/ can be written ({error.strerror or error})",
+        ) from None
+
+
+def build_datamodule(cfg: DictConfig) -> DataSource:
     return build(cfg.data, "data")
 
 
-def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.LightningModule:
+def build_module(cfg: DictConfig, datamodule: DataSource) -> RunModule:
     """The study, or the fit (`fit=`) of the density model (`model=`) to the data."""
     if cfg.get("study"):
         if datamodule.support != "none":
@@ -49,7 +146,7 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.Ligh
     model = build(cfg.model, "model", **_from_data(cfg.model, datamodule))
     # a data set that standardizes (data=table) has its model fitted in standardized units and
     # scored and sampled in the file's units (src/models/standardized.py)
-    model = standardized(model, getattr(datamodule, "standardization", None))
+    model = standardized(model, datamodule.standardization)
     fit_class = _fit_class(cfg)
     check_pairing(cfg, model, fit_class, datamodule)
     fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))
@@ -58,12 +155,11 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.Ligh
     return fit
 
 
-def check_memory(cfg: DictConfig, model: nn.Module, datamodule: pl.LightningDataModule) -> None:
+def check_memory(cfg: DictConfig, model: nn.Module, datamodule: DataSource) -> None:
     """Evaluate in chunks the model's size allows; refuse a training batch that cannot fit."""
     per_point = bytes_per_point(model)
-    if hasattr(datamodule, "eval_batch_size"):
-        datamodule.eval_batch_size = eval_chunk(model, datamodule.eval_batch_size)
-    batch = getattr(datamodule, "batch_size", None) or len(datamodule.train_x)
+    datamodule.eval_batch_size = eval_chunk(model, datamodule.eval_batch_size)
+    batch = datamodule.batch_size or len(datamodule.train_x)
     if batch * per_point > machine_bytes() / 2:
         raise UserError(
             f"model={choice(cfg, 'model')} with a batch of {batch} points needs about "
@@ -81,10 +177,10 @@ def _fit_class(cfg: DictConfig) -> type:
         ) from None
 
 
-def _from_data(model_cfg: DictConfig, datamodule: pl.LightningDataModule) -> dict:
+def _from_data(model_cfg: DictConfig, datamodule: DataSource) -> dict:
     """A model setting the data determine (`dim`, `d`), left null in the config, is taken from
     the data set: a table's number of columns or bins is known only once it is read."""
-    known = {"dim": getattr(datamodule, "dim", None), "d": getattr(datamodule, "n_bins", None)}
+    known = {"dim": datamodule.dim, "d": datamodule.n_bins}
     return {
         key: value
         for key, value in known.items()
@@ -116,7 +212,7 @@ DENSITY_MODEL = "a module with log_prob(x), sample(n), support and event_shape"
 
 
 def check_pairing(
-    cfg: DictConfig, model: nn.Module, fit_class: type, datamodule: pl.LightningDataModule
+    cfg: DictConfig, model: nn.Module, fit_class: type, datamodule: DataSource
 ) -> None:
     """The fit must be able to fit the model, and the model must take the data's events:
     a discrete model needs discrete data, a 2-D model 2-D data, and so on."""
@@ -127,14 +223,13 @@ def check_pairing(
     if reason:
         raise UserError(f"{names} cannot work: {reason}")
     names = f"model={choice(cfg, 'model')} with data={choice(cfg, 'data')}"
-    support = getattr(model, "support", None)
-    if support is not None and support != datamodule.support:
+    if model.support != datamodule.support:
         raise UserError(
-            f"{names} cannot work: the model is for {support} data, "
+            f"{names} cannot work: the model is for {model.support} data, "
             f"the data are {datamodule.support}; choose data of the model's kind"
         )
-    shape = getattr(model, "event_shape", None)
-    if shape is not None and tuple(shape) != tuple(datamodule.event_shape):
+    shape = model.event_shape
+    if tuple(shape) != tuple(datamodule.event_shape):
         raise UserError(
             f"{names} cannot work: the model's events have shape {tuple(shape)}, "
             f"the data's {tuple(datamodule.event_shape)}"
@@ -142,14 +237,11 @@ def check_pairing(
 
 
 def choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for a config group (its file name), as the user typed it."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get(group))
-    choices = OmegaConf.select(cfg, "hydra.runtime.choices")  # composed with its hydra node
-    if choices is not None:
-        return str(choices.get(group))
+    """The option chosen for a config group (its file name), as the user typed it; for a config
+    without Hydra's record (a run's saved config), the class it names."""
+    chosen = choices(cfg)
+    if chosen:
+        return chosen.get(group, "None")
     node = cfg.get(group)
     return str(node.get("_target_", "?")).rsplit(".", 1)[-1] if node else "None"
 
@@ -159,17 +251,9 @@ def load_weights(module: pl.LightningModule, ckpt_path: str, cfg: DictConfig) ->
     is not a checkpoint of this model with these settings is refused in one line: a text, empty,
     truncated or foreign file, another model's weights, or the same class trained with other
     settings (the model config saved in the checkpoint is compared with the run's)."""
-    import torch
-
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        state = checkpoint["state_dict"]
-    except Exception as error:  # the boundary of torch.load: whatever the file is, one line
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise ConfigError(
-            "ckpt_path", str(ckpt_path), f"a Lightning checkpoint of plain tensors ({reason})"
-        ).at_top_level() from None
-    saved = checkpoint.get(MODEL_CONFIG) if isinstance(checkpoint, dict) else None
+    checkpoint = read_checkpoint(ckpt_path)
+    state = checkpoint["state_dict"]
+    saved = checkpoint.get(MODEL_CONFIG)
     wanted = _model_config(cfg)
     if saved is not None and saved != wanted:
         changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
@@ -195,18 +279,26 @@ def _model_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> pl.Trainer:
     """Callbacks and loggers set to null (`callbacks.progress_bar=null`) are left out, and so
     are settings without a `_target_`: an experiment's tweaks of a callback not selected.
-    The run guard (non-finite check, checkpoint on Ctrl+C) and the thread policy (`threads`,
-    src/utils/threads.py) are always on."""
+    A callback whose `monitor` is `auto` follows the module's own metric (`RunModule.monitor`),
+    and is left out for a module that monitors nothing. Always on, whatever `callbacks=` says:
+    `last.ckpt` after every epoch, the run guard (non-finite check, checkpoint on Ctrl+C, the
+    run's identity in every checkpoint) and the thread policy (`threads`)."""
     threads = check_threads(cfg.get("threads", "auto"))
-    callbacks = [build(c, f"callbacks.{k}") for k, c in _selected(cfg.get("callbacks"))]
-    callbacks.append(
-        RunGuard(f"{cfg.paths.output_dir}/checkpoints", {MODEL_CONFIG: _model_config(cfg)})
-    )
-    callbacks.append(ThreadPolicy(threads, sweep_workers(_launcher_jobs(cfg), available_cores())))
-    loggers = [build(c, f"logger.{k}", **_named(c, cfg)) for k, c in _selected(cfg.get("logger"))]
+    callbacks = [
+        build(c, f"callbacks.{k}", **_monitored(c, module))
+        for k, c in _selected(cfg.get("callbacks"))
+        if c.get("monitor") != AUTO or module.monitor is not None
+    ]
+    checkpoints = f"{cfg.paths.output_dir}/checkpoints"
+    identity_record = {MODEL_CONFIG: _model_config(cfg), IDENTITY: identity.as_dict()}
+    callbacks += [LastCheckpoint(checkpoints), RunGuard(checkpoints, identity_record)]
+    callbacks.append(ThreadPolicy(threads, sweep_workers(launcher_jobs(cfg), available_cores())))
+    loggers = [
+        build(c, f"logger.{k}", **_named(c, identity)) for k, c in _selected(cfg.get("logger"))
+    ]
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
@@ -214,24 +306,30 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     if not cfg.trainer.get("plugins"):
         lean["plugins"] = [LocalCheckpointIO()]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **lean)
-    skip_no_op_hooks(trainer.callbacks)  # with those Lightning added (a default progress bar)
     return trainer
 
 
-def _launcher_jobs(cfg: DictConfig) -> object:
-    """`hydra.launcher.n_jobs` of a parallel sweep this job runs in (joblib), else None."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else cfg.get("hydra")
-    if hydra_cfg is None or str(hydra_cfg.get("mode")) != "RunMode.MULTIRUN":
-        return None
-    return OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None)
+def build_test_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The run's own trainer settings (accelerator, devices, precision, strategy), to test."""
+    check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False}
+    return build(cfg.trainer, "trainer", callbacks=[], logger=False, **quiet)
 
 
-def _named(logger_cfg: DictConfig, cfg: DictConfig) -> dict:
+AUTO = "auto"
+
+
+def _monitored(callback_cfg: DictConfig, module: RunModule) -> dict:
+    """`monitor: auto` (ModelCheckpoint, EarlyStopping) becomes the module's own metric."""
+    if callback_cfg.get("monitor") != AUTO:
+        return {}
+    return {"monitor": module.monitor}
+
+
+def _named(logger_cfg: DictConfig, identity: RunIdentity) -> dict:
     """A TensorBoard run left unnamed (`version: ""`) is named after the run, e.g. gmm-mog2d-s0."""
     if "TensorBoardLogger" in str(logger_cfg.get("_target_")) and not logger_cfg.get("version"):
-        return {"version": run_name(cfg)}
+        return {"version": identity.name()}
     return {}
 
 

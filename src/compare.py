@@ -14,13 +14,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.errors import UserError
+from src.errors import UserError, first_line
 from src.sweeps.aggregate import CSV, MARKDOWN, Comparison, Config, write_comparison
 from src.sweeps.runs import find_runs
 from src.utils.cli import EXIT_USER_ERROR
 
 FIGURE = "comparison.png"
+N_REFERENCE = 20000  # truth samples that set a row's plotting range
 
 
 def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: bool) -> list[Path]:
@@ -50,30 +52,58 @@ def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: boo
 
 def figure_rows(comparison: Comparison) -> list:  # of src.plots.comparison.Row
     """One row per data set with a test metric, one column per model run on any of them, each
-    cell the run of the model's lowest completed seed, its score over seeds in the title."""
-    from src.plots.comparison import Cell, Row
+    cell the model of its lowest completed seed rebuilt by the run assembly (src/build.py),
+    its score over seeds in the title; the row's truth and range from the first rebuilt run."""
+    from src.plots.comparison import Row
 
     scored = [(d, m) for d in comparison.datasets if (m := comparison.score(d))]
     models = [m for m in comparison.models if any(comparison.cell(m, d) for d, _ in scored)]
     rows = []
     for data, metric in scored:
-        cells = [Cell(*_cell(m, comparison.cell(m, data), metric)) for m in models]
-        first = next((c.run_dir for c in cells if c.run_dir), None)
-        rows.append(Row(data, first, cells))
+        cells, datamodules = [], []
+        for model in models:
+            cell, datamodule = _cell(model, comparison.cell(model, data), metric)
+            cells.append(cell)
+            datamodules += [datamodule] if datamodule is not None else []
+        truth, points, n_bins = _range(datamodules[0]) if datamodules else (None, None, None)
+        rows.append(Row(data, truth, points, n_bins, cells))
     return rows
 
 
-def _cell(model: str, config: Config | None, metric: str) -> tuple[str, Path | None, str]:
-    """(title, run to draw, what to say instead)"""
+def _cell(model: str, config: Config | None, metric: str) -> tuple[Any, Any]:
+    """(the cell, the rebuilt run's data module or None)"""
+    from src.build import rebuild
+    from src.plots.comparison import Cell
+
     if config is None:
-        return "", None, ""  # an empty cell
+        return Cell(""), None  # an empty cell
     run = config.first
     if run is None:
-        return model, None, f"no completed run ({config.n_failed} failed)"
+        return Cell(model, note=f"no completed run ({config.n_failed} failed)"), None
     stat = config.stat(metric)
     seeds = f"{stat.n} seed{'s' if stat.n > 1 else ''}" if stat else "no value"
     title = f"{model} (seed {run.seed} drawn)\n{metric.split('/')[-1]} {stat or '—'} ({seeds})"
-    return title, run.run_dir, ""
+    try:
+        rebuilt = rebuild(run.run_dir, "run")
+    except Exception as error:  # any failure to rebuild is this cell's, not the figure's
+        return Cell(title, note=f"cannot rebuild the model: {first_line(error)}"), None
+    if rebuilt.model is None:
+        return Cell(title, note="a study: no density to draw"), None
+    return Cell(title, rebuilt.model), rebuilt.datamodule
+
+
+def _range(datamodule: Any) -> tuple[Any, Any, int | None]:
+    """The truth, the points that set the plotting range (truth samples, seeded, or the
+    training split where there is no truth) and the number of values of discrete data."""
+    import torch
+
+    truth = datamodule.truth
+    if truth is None:
+        return None, datamodule.train_x, datamodule.n_bins
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        points = truth.sample((N_REFERENCE,))
+    return truth, points, datamodule.n_bins
 
 
 START, END = "<!-- comparison:start -->", "<!-- comparison:end -->"

@@ -1,7 +1,8 @@
-"""Re-test a trained run: `python -m src.eval ckpt_path=<run dir>/checkpoints/last.ckpt`.
+"""Re-test a trained run: `python -m src.eval ckpt_path=<run dir or one of its checkpoints>`.
 
-The model and data are rebuilt from the run's own saved config, so the test metrics equal the
-run's; a setting given on this command line (e.g. `data.n_test=50000`) replaces the run's.
+The run is rebuilt from its own saved config by the one assembly (src/build.py), so the test
+metrics are those of the run's own test split; only where it runs may change (accelerator,
+devices, precision, threads). To score other data, give that data to `src.score`.
 """
 
 from __future__ import annotations
@@ -12,45 +13,59 @@ import hydra
 from omegaconf import DictConfig
 
 from src.utils.cli import hydra_entry, run_cli
-from src.utils.runs import command_overrides, run_dir_of, saved_config
+from src.utils.resolvers import register_resolvers
+
+register_resolvers()
+
+WHERE_IT_RUNS = (
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.precision",
+    "trainer.strategy",
+    "threads",
+)
 
 
-def run_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The trained run's config with this command's overrides, writing into this command's dir."""
-    run_cfg = saved_config(run_dir_of(cfg.ckpt_path), cfg, overrides)
-    run_cfg.paths = cfg.paths
-    return run_cfg
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test the checkpoint's weights; writes and returns the same metrics as the run's test."""
-    import pytorch_lightning as pl
-
-    from src.build import build_datamodule, build_module, load_weights, quiet_known_noise
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint's weights on the run's test split; writes and returns the metrics,
+    labelled with the run and the checkpoint they come from."""
+    from src.build import assemble, quiet_known_noise
     from src.utils.metrics import as_floats, print_metrics, write_metrics
+    from src.utils.runs import (
+        changed_settings,
+        git_commit,
+        read_checkpoint,
+        run_dir_of,
+        saved_config,
+        saved_identity,
+    )
 
     quiet_known_noise()
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
-    load_weights(module, cfg.ckpt_path, cfg)
-    trainer = pl.Trainer(
-        **{k: cfg.trainer[k] for k in ("accelerator", "devices") if k in cfg.trainer},
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = as_floats(trainer.callback_metrics)
-    write_metrics(cfg.paths.output_dir, metrics)
+    run_dir, ckpt = run_dir_of(cfg.ckpt_path)
+    why = "src.eval scores the run's own model on the run's own test split"
+    changes = changed_settings(cfg, WHERE_IT_RUNS, "src.eval", why)
+    run_cfg = saved_config(run_dir, changes | {"ckpt_path": str(ckpt), "resume": None})
+    run_cfg.paths.output_dir = cfg.paths.output_dir
+    checkpoint = read_checkpoint(ckpt)
+    run = assemble(run_cfg, saved_identity(checkpoint, run_dir), stage="test")
+    run.trainer.test(run.module, datamodule=run.datamodule, verbose=False)
+    metrics = as_floats(run.trainer.callback_metrics)
+    labels = run.identity.labels() | {
+        "run_dir": str(run_dir),
+        "checkpoint": str(ckpt),
+        "epochs": checkpoint["epoch"] + 1,
+        "global_step": checkpoint["global_step"],
+        "git_commit": git_commit(),
+    }
     print_metrics(metrics, cfg.paths.output_dir)
-    return metrics
+    write_metrics(cfg.paths.output_dir, labels | metrics)
+    return labels | metrics
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> Any:
-    run_cli(lambda c: evaluate(run_config(c, command_overrides(c))), cfg)
+    run_cli(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -16,67 +16,56 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from src.errors import ConfigError, RunInterrupted, UserError
+from src.errors import RunInterrupted, UserError
 from src.utils.cli import hydra_entry, run_cli
-from src.utils.runs import continued_config, run_identity
+from src.utils.resolvers import register_resolvers
 from src.utils.timing import mark
 
 mark("interpreter")  # the interpreter, Hydra and OmegaConf are loaded
+register_resolvers()
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float | str]:
+def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test on the final weights, write `metrics.json`; returns the final metrics.
 
-    With `resume=<run dir>` (or a `ckpt_path` inside a run dir) it continues that run in place.
+    With `resume=<run dir>` it continues that run in place, as the run it is (src/utils/runs.py).
     """
-    import pytorch_lightning as pl
-
-    from src.build import (
-        build_datamodule,
-        build_module,
-        build_trainer,
-        load_weights,
-        quiet_known_noise,
-    )
+    from src.build import assemble, quiet_known_noise
     from src.utils.hparams import flat_hparams, log_hparams
     from src.utils.metrics import as_floats, print_metrics, write_metrics
+    from src.utils.runs import RunIdentity, continued_run
 
     mark("imports")
     quiet_known_noise()
-    cfg = continued_config(cfg)
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
-        raise ConfigError("seed", cfg.seed, "an integer in [0, 2³²)")
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    identity = run_identity(cfg, None)
-    log.info(
-        "run %s, seed %s, in %s",
-        " ".join(
-            f"{k}={identity[k]}"
-            for k in ("model", "data", "fit", "study", "experiment")
-            if k in identity
-        ),
-        cfg.seed,
-        cfg.paths.output_dir,
-    )
-    datamodule = build_datamodule(cfg)
-    mark("data")
-    module = build_module(cfg, datamodule)
-    trainer = build_trainer(cfg)
-    if cfg.get("ckpt_path"):
-        load_weights(module, cfg.ckpt_path, cfg)  # refuses another model's checkpoint in one line
+    continued = continued_run(cfg)
+    if continued is not None and continued.done is not None:
+        print(
+            f"run {continued.cfg.paths.output_dir} is complete; nothing changed (raise "
+            f"trainer.max_epochs or trainer.max_steps to train it further)",
+            flush=True,
+        )
+        return continued.done
+    if continued is not None:
+        cfg, identity, logged = continued.cfg, continued.identity, continued.logged
+    else:
+        identity, logged = RunIdentity.of_command(cfg), {}
+    verb = "resuming" if continued is not None else "run"
+    log.info("%s %s, seed %s, in %s", verb, identity.describe(), cfg.seed, cfg.paths.output_dir)
+    run = assemble(cfg, identity, stage="fit")
+    trainer, module, datamodule = run.trainer, run.module, run.datamodule
     mark("model")
 
     start = time.perf_counter()
-    with stopped_cleanly(trainer, cfg):
+    with stopped_cleanly(trainer, cfg, identity):
         trainer.fit(
             module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
         )
     fit_seconds = time.perf_counter() - start
     mark("fit")
-    fit_metrics = dict(trainer.callback_metrics)
-    with stopped_cleanly(trainer, cfg):
+    fit_metrics = logged | dict(trainer.callback_metrics)  # a resume with no epoch left: logged
+    with stopped_cleanly(trainer, cfg, identity):
         trainer.test(module, datamodule=datamodule, verbose=False)
     mark("test")
 
@@ -84,12 +73,12 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     broken = [
         k for k, v in metrics.items() if k.startswith(("val/", "test/")) and not math.isfinite(v)
     ]
-    labels = {"status": "failed" if broken else "completed"} | run_identity(cfg, trainer)
-    labels |= getattr(module, "run_labels", {})  # text, e.g. an estimator's name
+    labels = {"status": "failed" if broken else "completed"} | identity.labels()
+    labels |= checkpoint_facts(cfg, trainer) | module.run_labels
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
-    chosen = {k: str(v) for k, v in identity.items() if k != "overrides"}  # first in HPARAMS
-    swept = {f"override/{k}": str(v) for k, v in identity["overrides"].items()}
+    chosen = {k: str(v) for k, v in identity.labels().items() if k != "overrides"}
+    swept = {f"override/{k}": str(v) for k, v in identity.overrides.items()}
     log_hparams(trainer.loggers, chosen | swept | flat_hparams(cfg), metrics)
     log.info("status %s; final metrics %s", labels["status"], metrics)
     if trainer.is_global_zero:
@@ -104,8 +93,30 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     return labels | metrics
 
 
+def checkpoint_facts(cfg: DictConfig, trainer) -> dict[str, Any]:
+    """The checkpoint the test metrics come from and its counts (under ddp_spawn this process's
+    trainer stays at 0), with the commit that ran it."""
+    from pathlib import Path
+
+    import torch
+
+    from src.utils.runs import LAST, git_commit
+
+    last = Path(cfg.paths.output_dir) / LAST
+    epochs, step = trainer.current_epoch, trainer.global_step
+    if last.is_file():
+        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        epochs, step = saved["epoch"] + 1, saved["global_step"]
+    return {
+        "git_commit": git_commit(),
+        "checkpoint": str(last) if last.is_file() else None,
+        "epochs": epochs,
+        "global_step": step,
+    }
+
+
 @contextmanager
-def stopped_cleanly(trainer, cfg: DictConfig) -> Iterator[None]:
+def stopped_cleanly(trainer, cfg: DictConfig, identity) -> Iterator[None]:
     """Ctrl+C, in training or in the test stage, leaves metrics.json with status interrupted
     and the resume command (Lightning turns the KeyboardInterrupt into a graceful SystemExit)."""
     from src.utils.metrics import as_floats, write_metrics
@@ -116,7 +127,8 @@ def stopped_cleanly(trainer, cfg: DictConfig) -> Iterator[None]:
         if not trainer.interrupted:
             raise
         if trainer.is_global_zero:
-            metrics = {"status": "interrupted"} | as_floats(trainer.callback_metrics)
+            metrics = {"status": "interrupted"} | identity.labels()
+            metrics |= as_floats(trainer.callback_metrics)
             write_metrics(cfg.paths.output_dir, metrics)
         raise RunInterrupted(
             f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}; "
@@ -128,7 +140,8 @@ def stopped_cleanly(trainer, cfg: DictConfig) -> Iterator[None]:
 def main(cfg: DictConfig) -> Any:
     """Returns the metric named by `optimized_metric`, for Hydra's sweepers (Optuna). In a
     sweep (-m) a failed job is recorded and the others go on (src/sweeps/job.py)."""
-    from src.sweeps.job import in_multirun, run_sweep_job
+    from src.sweeps.job import run_sweep_job
+    from src.utils.hydra_context import in_multirun
 
     mark("config")
     if in_multirun():

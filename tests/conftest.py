@@ -98,6 +98,14 @@ def kill_after_first_epoch_and_resume(
     return reference, json.loads((run_dir / "metrics.json").read_text()), killed_at
 
 
+def fit_trainer(cfg: DictConfig):
+    """The trainer the run assembly builds to fit `cfg`."""
+    from src.build import assemble
+    from src.utils.runs import RunIdentity
+
+    return assemble(cfg, RunIdentity.of_command(cfg)).trainer
+
+
 def bare_trainer(max_epochs: int, **settings):
     """A Trainer with nothing around the fit: no logger, checkpoints, progress bar or summary."""
     import pytorch_lightning as pl

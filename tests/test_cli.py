@@ -99,6 +99,6 @@ def test_eval_without_a_checkpoint_is_one_line(tmp_path):
     result = cli("src.eval", f"ckpt_path={missing}", f"paths.log_dir={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"error: ckpt_path='{missing}' is invalid: expected an existing checkpoint, "
-        "e.g. <run dir>/checkpoints/last.ckpt"
+        f"error: ckpt_path='{missing}' is invalid: expected a run directory holding "
+        "checkpoints/last.ckpt, or a checkpoint inside one"
     ]

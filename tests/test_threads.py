@@ -1,7 +1,5 @@
 """The thread policy: the numbers `threads=auto` chooses, and that every run applies them."""
 
-from functools import partial
-
 import pytest
 import torch
 
@@ -88,67 +86,35 @@ def test_an_integer_is_used_as_given(make_cfg, monkeypatch, callers_threads):
     assert torch.get_num_threads() == callers_threads
 
 
-def test_callbacks_hooks_left_as_no_ops_are_not_called_per_step(make_cfg):
-    from pytorch_lightning.callbacks import ModelCheckpoint, Timer
-
-    from src.build import build_trainer
-    from src.callbacks.lean import PER_STEP_HOOKS, skip_no_op_hooks
-
-    trainer = build_trainer(make_cfg())
-    called = {
-        type(c).__name__: {h for h in PER_STEP_HOOKS if callable(getattr(c, h))}
-        for c in trainer.callbacks
-    }
-    assert called["RunGuard"] == {"on_train_batch_end", "on_before_optimizer_step"}
-    assert called["LastCheckpoint"] == called["FigureCallback"] == called["ThreadPolicy"] == set()
-    assert "on_train_batch_end" not in called["Timer"]  # no duration: nothing to check
-    assert "on_train_batch_end" not in called["ModelCheckpoint"]  # saves per epoch only
-    timed, stepped = Timer(duration="00:00:01:00"), ModelCheckpoint(every_n_train_steps=10)
-    skip_no_op_hooks([timed, stepped])  # per-step work to do: the hooks stay
-    assert callable(timed.on_train_batch_end) and callable(stepped.on_train_batch_end)
-
-
-def test_the_hook_name_bookkeeping_bypasses_only_for_itself():
-    """DensityFit sets `_current_fx_name` directly; parameters still register as usual."""
-    from src.fits.mle import MLEFit
-    from src.models.flow1d import MixtureCDFFlow1d
-
-    fit = MLEFit(MixtureCDFFlow1d(2), partial(torch.optim.Adam, lr=1e-3))
-    fit._current_fx_name = "training_step"
-    fit.extra = torch.nn.Parameter(torch.zeros(1))
-    assert fit._current_fx_name == "training_step"
-    assert "extra" in dict(fit.named_parameters())
-
-
 def test_a_joblib_sweep_job_reads_its_workers(make_cfg):
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from src.build import _launcher_jobs
+    from src.utils.hydra_context import launcher_jobs
 
     cfg = make_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    assert _launcher_jobs(cfg) is None  # a single run: no sweep
+    assert launcher_jobs(cfg) is None  # a single run: no sweep
     with open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN
-    assert _launcher_jobs(cfg) == 2
+    assert launcher_jobs(cfg) == 2
 
 
 def test_the_default_profiler_costs_nothing_and_a_configured_one_is_kept(make_cfg):
     from pytorch_lightning.profilers import SimpleProfiler
 
-    from src.build import build_trainer
+    from tests.conftest import fit_trainer
     from src.callbacks.lean import NoProfiler
 
-    assert isinstance(build_trainer(make_cfg()).profiler, NoProfiler)
-    assert isinstance(build_trainer(make_cfg("+trainer.profiler=simple")).profiler, SimpleProfiler)
+    assert isinstance(fit_trainer(make_cfg()).profiler, NoProfiler)
+    assert isinstance(fit_trainer(make_cfg("+trainer.profiler=simple")).profiler, SimpleProfiler)
 
 
 def test_turning_the_progress_bar_off_leaves_out_the_bar_callback(make_cfg):
     """Lightning refuses `enable_progress_bar=False` beside a bar callback; the bar goes."""
     from pytorch_lightning.callbacks import ProgressBar
 
-    from src.build import build_trainer
+    from tests.conftest import fit_trainer
 
-    trainer = build_trainer(make_cfg("+trainer.enable_progress_bar=false"))
+    trainer = fit_trainer(make_cfg("+trainer.enable_progress_bar=false"))
     assert not any(isinstance(c, ProgressBar) for c in trainer.callbacks)
-    assert any(isinstance(c, ProgressBar) for c in build_trainer(make_cfg()).callbacks)
+    assert any(isinstance(c, ProgressBar) for c in fit_trainer(make_cfg()).callbacks)

@@ -1,5 +1,6 @@
 """Guards every run, whatever callbacks are configured: training stops at the first non-finite
-loss or gradient (no silent NaN curves), and Ctrl+C saves the exact state as
+loss or gradient (no silent NaN curves), every checkpoint carries the run's identity and the
+metrics logged so far, and Ctrl+C saves the exact state as
 `checkpoints/interrupted.ckpt`, leaving `last.ckpt` at the last completed epoch, from which
 `resume=<run dir>` continues bit for bit. One callback for both: Lightning dispatches every
 hook of every step to every callback, so each one costs time on these tiny models."""
@@ -14,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from src.errors import UserError
+from src.utils.runs import METRICS
 
 
 class NonFiniteError(UserError):
@@ -35,7 +37,12 @@ class RunGuard(pl.Callback):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        """Every checkpoint says what run it is and what it had measured, so a resume that has
+        no epoch left to train still reports the run's train and validation metrics."""
         checkpoint.update(self.identity)
+        checkpoint[METRICS] = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+        }
 
     def on_train_batch_end(
         self,

@@ -10,6 +10,8 @@ the end of the sweep the process exits with status 1 when any of its jobs failed
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
@@ -25,7 +27,7 @@ from src.errors import first_line
 from src.sweeps.aggregate import MARKDOWN as COMPARISON
 from src.sweeps.records import RECORD, read_record, sweep_records, write_record
 from src.sweeps.summary import MARKDOWN, Optimized, write_summary
-from src.utils.runs import SQLITE, trials_so_far
+from src.utils.optuna_storage import SQLITE, trials_so_far
 
 TRIAL_OFFSET = ".trial_offset"  # in an Optuna study's directory: trials before this command
 
@@ -72,7 +74,7 @@ class SweepSummary(Callback):
         failed = read_record(job_dir / RECORD).get("status") == "failed"  # set by the job
         fields: dict[str, Any] = {"status": "failed" if failed else "ok"}
         if job_return.status == JobStatus.FAILED:
-            fields = {"status": "failed", "error": first_line(job_return._return_value)}
+            fields = {"status": "failed", "error": job_error(job_return)}
         write_record(job_dir, **fields)
         write_summary(config.hydra.sweep.dir, _optimized(config))
         if fields["status"] == "failed" and config.get("fail_fast"):
@@ -90,6 +92,17 @@ class SweepSummary(Callback):
         if failed:
             print(f"error: {len(failed)} of {len(ours)} jobs failed", file=sys.stderr)
             sys.exit(1)
+
+
+def job_error(job_return: JobReturn) -> str:
+    """A failed job's exception in one line: Hydra's public `return_value` re-raises it (after
+    a line of its own on stderr, left out: the sweep prints its own)."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            _ = job_return.return_value
+    except Exception as error:
+        return first_line(error)
+    return "failed"
 
 
 def _writes(config: DictConfig) -> bool:

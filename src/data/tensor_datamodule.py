@@ -24,6 +24,12 @@ EVAL_BATCH_SIZE = 2**16  # validation and test in chunks: memory stays flat in t
 
 
 class TensorDataModule(pl.LightningDataModule):
+    """A `DataSource` (src/data/protocol.py); a subclass sets what applies to its data."""
+
+    dim: int | None = None
+    n_bins: int | None = None
+    standardization: tuple[Tensor, Tensor] | None = None
+
     constraints: ClassVar[dict[str, Constraint]] = {
         "batch_size": Nullable(Integer(low=1)),  # null: full batch
         "seed": Integer(low=0),

@@ -8,42 +8,22 @@ so the metrics do not depend on how the test set is chunked or sharded.
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from src.data.batches import Batch
+from src.fits.base import RunModule
 
 
-class DensityFit(pl.LightningModule):
+class DensityFit(RunModule):
+    monitor = "val/nll"
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
         self._test_sums: dict[str, Tensor] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Lightning reads `training_step`'s signature on every step (does it take batch_idx?);
-        `inspect` returns a signature stored on the function instead of rebuilding it."""
-        super().__init_subclass__(**kwargs)
-        step = cls.__dict__.get("training_step")
-        if step is not None:
-            step.__signature__ = inspect.signature(step)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Lightning records the running hook's name around every hook call, about 45 times a
-        step; `nn.Module.__setattr__` (isinstance checks for parameters, modules, buffers) made
-        that a tenth of a flow1d step. The name is a plain string, so it skips those checks."""
-        if name == "_current_fx_name":
-            self.__dict__[name] = value
-        else:
-            super().__setattr__(name, value)
-
-    def prepare(self, train_x: Tensor, resuming: bool) -> None:
-        """Called once by the run assembly before training, with the whole training split."""
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x = batch["x"]

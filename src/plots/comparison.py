@@ -2,8 +2,9 @@
 each model drawn from one seed's run: its density as an image on a 2-D grid, a curve for 1-D
 data, a pmf for 1-D discrete data.
 
-A cell that cannot be drawn (a model that cannot be rebuilt, data of another kind) says why in
-the cell; one bad run never costs the whole figure.
+The caller rebuilds each run (src/compare.py, through the one run assembly) and hands over the
+models, the truth and the data. A cell that cannot be drawn (a model that could not be rebuilt,
+data of another kind) says why in the cell; one bad run never costs the whole figure.
 """
 
 from __future__ import annotations
@@ -16,30 +17,28 @@ from typing import Any
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from omegaconf import OmegaConf
-from torch import Tensor
+from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from src.errors import first_line
 from src.plots.bars import bars, histogram
 from src.plots.continuous_1d import plot_grid
 from src.plots.continuous_2d import density_grid, plot_bounds
-from src.utils.instantiate import build
-from src.utils.runs import trained_model
-
-N_REFERENCE = 20000  # truth samples that set a row's plotting range
 
 
 @dataclass
 class Cell:
     title: str  # empty: a blank cell (the model did not run on this data set)
-    run_dir: Path | None = None  # the run whose model is drawn
-    note: str = ""  # said in the cell when there is no run to draw
+    model: nn.Module | None = None  # the trained density model drawn here
+    note: str = ""  # said in the cell when there is no model to draw
 
 
 @dataclass
 class Row:
     data: str
-    run_dir: Path | None  # a run on this data set: its config gives the truth and the data
+    truth: Distribution | None  # the data set's truth, None for real data
+    points: Tensor | None  # the plotting range: truth samples, or the training split
+    n_bins: int | None  # discrete data: the number of values
     cells: list[Cell]
 
 
@@ -66,18 +65,14 @@ class _Scope:
 
 
 def _draw_row(fig: Figure, row: Row, axes: list[Axes]) -> None:
-    models = [_rebuild(cell) for cell in row.cells]  # a model, or what to say instead
+    models = [cell.model or cell.note for cell in row.cells]  # a model, or what to say instead
     drawable = [m for m in models if not isinstance(m, str) and _kind(m)]
     scope = None
-    if not drawable or row.run_dir is None:
+    if not drawable or row.points is None:
         _note(axes[0], f"{row.data}: truth", "no model here can be drawn")
     else:
-        try:
-            scope = _scope(row.run_dir, drawable[0])
-        except Exception as error:  # the data's failure is this cell's, not the figure's
-            _note(axes[0], f"{row.data}: truth", f"cannot rebuild the data: {first_line(error)}")
-        else:
-            _draw_truth(fig, axes[0], row.data, scope)
+        scope = _scope(row, drawable[0])
+        _draw_truth(fig, axes[0], row.data, scope)
     for ax, cell, model in zip(axes[1:], row.cells, models):
         if not cell.title:
             ax.set_axis_off()
@@ -93,42 +88,20 @@ def _draw_row(fig: Figure, row: Row, axes: list[Axes]) -> None:
                 _note(ax, cell.title, f"cannot draw the model: {first_line(error)}")
 
 
-def _rebuild(cell: Cell) -> Any:
-    if cell.run_dir is None:
-        return cell.note
-    try:
-        return trained_model(cell.run_dir)
-    except Exception as error:  # any failure to rebuild is this cell's, not the figure's
-        return f"cannot rebuild the model: {first_line(error)}"
-
-
-def _kind(model: Any) -> str | None:
-    support = getattr(model, "support", None)
-    shape = tuple(getattr(model, "event_shape", (None,)))
+def _kind(model: nn.Module) -> str | None:
+    support, shape = model.support, tuple(model.event_shape)
     kinds = {("continuous", (2,)): "image", ("continuous", ()): "curve", ("discrete", ()): "pmf"}
     return kinds.get((support, shape))
 
 
-def _describe(model: Any) -> str:
-    support = getattr(model, "support", "unknown")
-    return f"{support} events of shape {tuple(getattr(model, 'event_shape', ()))}"
+def _describe(model: nn.Module) -> str:
+    return f"{model.support} events of shape {tuple(model.event_shape)}"
 
 
-def _scope(run_dir: Path, model: Any) -> _Scope:
-    """The data set's truth (None without one) and points for the plotting range: truth
-    samples, or the training split where there is no truth to sample."""
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    if "truth" in cfg.data:
-        truth = build(cfg.data.truth, "data.truth")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            points = truth.sample((N_REFERENCE,))
-    else:
-        datamodule = build(cfg.data, "data")
-        truth, points = getattr(datamodule, "truth", None), datamodule.train_x
+def _scope(row: Row, model: nn.Module) -> _Scope:
     kind = _kind(model)
-    n_bins = (int(getattr(model, "d", 0)) or int(points.max()) + 1) if kind == "pmf" else 0
-    return _Scope(kind, truth, points, n_bins)
+    n_bins = (row.n_bins or int(row.points.max()) + 1) if kind == "pmf" else 0
+    return _Scope(kind, row.truth, row.points, n_bins)
 
 
 def _draw_truth(fig: Figure, ax: Axes, data: str, scope: _Scope) -> None:

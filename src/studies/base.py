@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import pytorch_lightning as pl
 from torch import Tensor
 
 from src.errors import ConfigError
+from src.fits.base import RunModule
 from src.utils.checks import positive_int
 
 
-class SamplingStudy(pl.LightningModule):
+class SamplingStudy(RunModule):
     # torch threads: chosen for every run by the thread policy (src/utils/threads.py); a
     # study's few tiny tensors per step get one thread.
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class ElboStudy(SamplingStudy):
+    monitor = "val/neg_elbo"  # the metric best.ckpt follows
+
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class EstimatorStudy(SamplingStudy):
+    monitor = "val/objective_exact"  # the metric best.ckpt follows
+
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],

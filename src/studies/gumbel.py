@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class GumbelSoftmaxStudy(SamplingStudy):
+    monitor = "val/mean_gap"  # the metric best.ckpt follows
+
     def __init__(
         self,
         optimizer: Callable[..., torch.optim.Optimizer],
