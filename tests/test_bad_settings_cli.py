@@ -39,25 +39,28 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "mog1d std": (
         ("data.truth.stds=[0.5,-0.3,0.8]",),
-        "data.truth.stds=[0.5, -0.3, 0.8] is invalid: expected a list of finite numbers > 0",
+        "data.truth.stds=[0.5, -0.3, 0.8] is invalid: expected a non-empty list of finite numbers",
     ),
     "mog1d weights": (
         ("data.truth.weights=[0.5,0.6,-0.1]",),
-        "data.truth.weights=[0.5, 0.6, -0.1] is invalid: expected non-negative weights that sum",
+        "data.truth.weights=[0.5, 0.6, -0.1] is invalid: expected a list of non-negative weights",
     ),
     "batch size": (
         ("data.batch_size=0",),
         "data.batch_size=0 is invalid: expected an integer >= 1",
     ),
     "train size": (("data.n_train=0",), "data.n_train=0 is invalid: expected an integer >= 1"),
-    "learning rate": (("optimizer.lr=0",), "optimizer.lr=0 is invalid: expected a number > 0"),
+    "learning rate": (
+        ("optimizer.lr=0",),
+        "optimizer.lr=0 is invalid: expected a finite number > 0",
+    ),
     "optimizer name": (
         ("optimizer._target_=torch.optim.Nope",),
         "optimizer._target_='torch.optim.Nope' is invalid: expected an importable class",
     ),
     "trainer epochs": (
         ("trainer.max_epochs=-5",),
-        "`max_epochs` must be a non-negative integer or -1. You passed in -5.",
+        "trainer.max_epochs=-5 is invalid: expected an integer >= -1 or null",
     ),
     "discrete model, continuous data": (
         ("model=histogram",),
