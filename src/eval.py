@@ -30,9 +30,12 @@ WHERE_IT_RUNS = (
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint's weights on the run's test split; writes and returns the metrics,
     labelled with the run and the checkpoint they come from."""
+    import torch
+
     from src.build import assemble, quiet_known_noise
     from src.utils.metrics import as_floats, print_metrics, write_metrics
     from src.utils.runs import (
+        RANDOM_STATE,
         changed_settings,
         git_commit,
         read_checkpoint,
@@ -49,6 +52,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_cfg.paths.output_dir = cfg.paths.output_dir
     checkpoint = read_checkpoint(ckpt)
     run = assemble(run_cfg, saved_identity(checkpoint, run_dir), stage="test")
+    if RANDOM_STATE in checkpoint:  # a study's test draws what the run's own test drew
+        torch.set_rng_state(checkpoint[RANDOM_STATE])
     run.trainer.test(run.module, datamodule=run.datamodule, verbose=False)
     metrics = as_floats(run.trainer.callback_metrics)
     labels = run.identity.labels() | {

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from src.errors import UserError
-from src.utils.runs import METRICS
+from src.utils.runs import METRICS, RANDOM_STATE
 
 
 class NonFiniteError(UserError):
@@ -43,6 +43,16 @@ class RunGuard(pl.Callback):
         checkpoint[METRICS] = {
             k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
         }
+        checkpoint[RANDOM_STATE] = torch.get_rng_state()
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """A study draws its samples from torch's global generator: a resume continues its
+        stream where the checkpoint left it, so the resumed run draws what the uninterrupted
+        one drew (data shuffles are seeded per epoch and need no state)."""
+        if RANDOM_STATE in checkpoint:
+            torch.set_rng_state(checkpoint[RANDOM_STATE])
 
     def on_train_batch_end(
         self,

@@ -29,6 +29,7 @@ CONFIG = Path(".hydra") / "config.yaml"
 LAST = Path("checkpoints") / "last.ckpt"
 IDENTITY = "densitylab_identity"  # the checkpoint key holding RunIdentity.as_dict()
 METRICS = "densitylab_metrics"  # the checkpoint key holding the metrics logged so far
+RANDOM_STATE = "densitylab_torch_rng"  # torch's global generator, where the checkpoint left it
 
 # What a resume may change: the budget and where it runs. Anything else (model, data, fit,
 # optimizer, seed, callbacks, ...) would make the continued run something it was not.
