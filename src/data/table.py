@@ -16,8 +16,10 @@ NLL and every sample is in the file's units, whatever the model.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,7 +28,17 @@ from torch import Tensor
 from src.data.table_files import FORMATS, Table, read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
-from src.utils.checks import one_of, positive_int
+from src.utils.constraints import (
+    FRACTION,
+    AnyOf,
+    Constraint,
+    Flag,
+    Integer,
+    Nullable,
+    OneOf,
+    Text,
+    check_fractions,
+)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +47,27 @@ DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell
     "continuous": (np.float32,),
     "discrete": (np.int64, np.float64),  # 3.0 is a count too, checked exactly in float64
 }
+COUNT = "a count 0, 1, 2, … (data.dtype=continuous reads real numbers)"
+STATS_ROWS = 1 << 16  # rows per block of the float64 statistics
 BATCH_SIZE = 256  # `batch_size: auto` for continuous data; discrete data train on full batches
 
 
 class TableDataModule(TensorDataModule):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "dtype": OneOf(*DTYPES),
+        "n_bins": Nullable(Integer(low=1)),
+        "dim": Nullable(Integer(low=1)),
+        "standardize": Flag(),
+        "val_fraction": FRACTION,
+        "test_fraction": FRACTION,
+        "batch_size": AnyOf(OneOf("auto", None), Integer(low=1)),
+        "key": Nullable(Text(nonempty=True)),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        check_fractions(settings)
+
     def __init__(
         self,
         path: str | None,
@@ -57,16 +86,6 @@ class TableDataModule(TensorDataModule):
         null infers max + 1; `dim`, when given, must be the number of columns (≥ 2): null leaves
         it to the file (the run assembly gives models `dim` and `n_bins` as the data found
         them); `key`: the array of an .npz file (null: its only one)."""
-        one_of("dtype", dtype, list(DTYPES))
-        if n_bins is not None:
-            positive_int("n_bins", n_bins)
-        if dim is not None:
-            positive_int("dim", dim)
-        if not isinstance(standardize, bool):
-            raise ConfigError("standardize", standardize, "true or false")
-        fractions = _fractions(val_fraction, test_fraction)
-        if batch_size not in ("auto", None):
-            positive_int("batch_size", batch_size)
         file = resolve(path)
 
         table = read_table(file, columns, key, DTYPES[dtype])
@@ -89,7 +108,7 @@ class TableDataModule(TensorDataModule):
         )
         self.dim = width if width > 1 else None
         self.n_bins = n_bins
-        self.splits = _split(x, fractions, seed, file)
+        self.splits = _split(x, (val_fraction, test_fraction), seed, file)
         names, skipped = table.names, table.skipped
         del x, table  # the splits hold every row: free the file's copy before the statistics
         self.shift: Tensor | None = None
@@ -97,7 +116,7 @@ class TableDataModule(TensorDataModule):
         if not discrete:
             _refuse_constant(file, self.splits["train"], names)
             if standardize:
-                self.shift, self.scale = _moments(self.splits["train"])
+                self.shift, self.scale = _standardization(file, self.splits, names)
         self._report(file, names, skipped, discrete)
 
     @property
@@ -135,15 +154,6 @@ def resolve(path: str | None) -> Path:
     raise ConfigError("path", path, f"an existing {FORMATS} file")
 
 
-def _fractions(val_fraction: Any, test_fraction: Any) -> tuple[float, float]:
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise ConfigError(key, value, "a number in (0, 1)")
-    if val_fraction + test_fraction >= 1:
-        raise ConfigError("test_fraction", test_fraction, f"< 1 − val_fraction={val_fraction}")
-    return float(val_fraction), float(test_fraction)
-
-
 def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:
     """The single column as bin indices 0…n_bins−1 ([N] long); n_bins inferred if not given."""
     if table.values.shape[1] > 1:
@@ -152,23 +162,14 @@ def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:
             "choose one with data.columns=[...], or read them as real numbers with "
             "data.dtype=continuous"
         )
-    values = table.values[:, 0]
-    if values.dtype.kind == "f":
-        _first_bad(table, values != np.floor(values), "is not a whole number")
-    below = "is below 0: discrete data are counts 0, 1, … (data.dtype=continuous reads reals)"
-    _first_bad(table, values < 0, below)
+    values = table.counts(0, COUNT)
     if n_bins is None:
         n_bins = int(values.max()) + 1
         log.info("%s: n_bins=%d, the largest count + 1 (set data.n_bins to fix it)", file, n_bins)
     else:
-        _first_bad(table, values >= n_bins, f"is outside 0…{n_bins - 1} (data.n_bins={n_bins})")
-    return torch.from_numpy(values.astype(np.int64, copy=False)), n_bins
-
-
-def _first_bad(table: Table, bad: np.ndarray, problem: str) -> None:
-    if bad.any():
-        where, text = table.cell(int(bad.argmax()), 0)
-        raise UserError(f"{where}: {text} {problem}")
+        expected = f"a count in 0…{n_bins - 1} (data.n_bins={n_bins})"
+        table.refuse(values >= n_bins, 0, "is too large", expected)
+    return torch.from_numpy(values), n_bins
 
 
 def _split(x: Tensor, fractions: tuple[float, float], seed: int, file: Path) -> dict[str, Tensor]:
@@ -204,11 +205,52 @@ def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
 
 
 def _moments(train: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation per column, accumulated in float64 without a float64 copy
-    of the data."""
-    mean = train.mean(0, dtype=torch.float64)
-    var = (train - mean.float()).square_().mean(0, dtype=torch.float64)
-    return mean.float(), var.sqrt().float()
+    """Mean and standard deviation per column, accumulated in float64 (a float32 sum or square
+    of values near 1e30 overflows) a block of rows at a time, without a float64 copy of the
+    data: float64 tensors of the events' shape."""
+    rows = train.reshape(len(train), -1)
+    blocks = rows.split(STATS_ROWS)
+    mean = sum(block.sum(0, dtype=torch.float64) for block in blocks) / len(rows)
+    var = sum((block.double() - mean).square_().sum(0) for block in blocks) / len(rows)
+    shape = train.shape[1:]
+    return mean.reshape(shape), var.sqrt().reshape(shape)
+
+
+def _standardization(
+    file: Path, splits: dict[str, Tensor], names: list[str]
+) -> tuple[Tensor, Tensor]:
+    """(shift, scale) in float32, the training split's mean and std, once every column is known
+    to survive it: a std float32 holds (finite, > 0) and every value of every split finite in
+    float32 once standardized, as the model computes (x − shift)/scale. A column that is not
+    is refused in one line naming the file and the column, never left to overflow in a fit."""
+    mean, std = _moments(splits["train"])
+    mean, std = mean.reshape(-1), std.reshape(-1)
+    shift, scale = mean.float(), std.float()
+    top = float(torch.finfo(torch.float32).max)
+    for j in range(len(mean)):
+        if not (math.isfinite(float(scale[j])) and float(scale[j]) > 0):
+            raise UserError(
+                f"{file}, {names[j]}: its standard deviation in the training split, "
+                f"{float(std[j]):.6g}, is not a positive float32; expected a column whose spread "
+                f"float32 holds (within {top:.2g}): rescale it, or leave it out with "
+                "data.columns=[...]"
+            )
+    for split, x in splits.items():
+        rows = x.reshape(len(x), -1)
+        for block in rows.split(STATS_ROWS):
+            finite = torch.isfinite((block - shift) / scale).all(0)
+            if not finite.all():
+                j = int((~finite).nonzero()[0])
+                worst = float((block[:, j].double() - mean[j]).abs().max() / std[j])
+                raise UserError(
+                    f"{file}, {names[j]}: standardized by the training split's mean "
+                    f"{float(mean[j]):.6g} and std {float(std[j]):.6g}, a {split} value "
+                    f"becomes {worst:.3g}, beyond float32; expected a column whose values "
+                    f"float32 holds once standardized (within ±{top:.2g}): rescale it, or "
+                    "leave it out with data.columns=[...]"
+                )
+    shape = splits["train"].shape[1:]
+    return shift.reshape(shape), scale.reshape(shape)
 
 
 def _show(t: Tensor) -> str:

@@ -6,12 +6,20 @@ Only once something is wrong is the file read again, in blocks of whole lines, t
 first bad file line (the header is line 1) and its column: numpy finds the first block it
 refuses and Python scans that block alone. Parquet needs pandas, imported only for it: the
 project does not depend on it.
+
+It is the one reader of every table file: data=table and the earthquake catalogues alike read
+through it, so a bad cell is one line of the same shape wherever it is read,
+`<file>, line N, column 'name': <what is wrong>; expected <what is valid>`, an integer beyond
+int64 is refused where it stands (never wrapped, never an overflow from a library), and columns
+are chosen by the same rules (a name of the header, matched exactly, else without case; or a
+0-based index).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,11 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 BLOCK = 1 << 24  # bytes per block of whole lines (field counts, error paths)
 MISSING = {"na", "n/a", "null", "none"}  # how R, pandas and others write a missing value
 Cell = Callable[[int, int], tuple[str, str]]
+NUMBER = "a finite number"  # what every numeric cell must be
+INT64 = np.iinfo(np.int64)
+IN_INT64 = f"an integer from {INT64.min} to {INT64.max} (int64)"
+INTEGER = re.compile(r"[+-]?[0-9]+")  # an integer as written, as numpy's int64 reader takes it
+EXACT = 2.0**53  # beyond it a float64 no longer holds every integer
 
 
 @dataclass
@@ -36,6 +49,34 @@ class Table:
     names: list[str]  # the chosen columns as messages name them: "column 'x'" or "column 2"
     skipped: list[str]  # columns left out because they are not numeric
     cell: Cell  # (row, chosen column) → ("<file>, line 7, column 'x'", the cell's text)
+
+    def refuse(self, bad: np.ndarray, j: int, problem: str, expected: str) -> None:
+        """The first row where `bad` [N] holds, as one line naming its file line and column j:
+        `<where>: <text> <problem>; expected <expected>`."""
+        if bad.any():
+            where, text = self.cell(int(bad.argmax()), j)
+            raise UserError(f"{where}: {text} {problem}; expected {expected}")
+
+    def counts(self, j: int, expected: str) -> np.ndarray:
+        """Column j as counts 0, 1, 2, … (int64 [N]): whole numbers (3.0 is 3) within int64,
+        not below 0, each refusal one line naming the cell; `expected` says what is valid."""
+        values = self.values[:, j]
+        if values.dtype.kind in "iu":
+            self.refuse(values < 0, j, "is below 0", expected)
+            return values.astype(np.int64, copy=False)
+        self.refuse(values != np.floor(values), j, "is not a whole number", expected)
+        beyond = np.abs(values) >= 2.0**63
+        for row in np.flatnonzero(np.abs(values) == 2.0**63):  # int64's max rounds up to 2⁶³
+            beyond[row] = not _fits_int64(self.cell(int(row), j)[1])
+        self.refuse(beyond, j, "is beyond int64's range", IN_INT64)
+        self.refuse(values < 0, j, "is below 0", expected)
+        with np.errstate(invalid="ignore"):  # 2⁶³ itself: set from its text below
+            counts = values.astype(np.int64)
+        for row in np.flatnonzero(values >= EXACT):  # exact from the text, as int64 reads it
+            text = self.cell(int(row), j)[1]
+            if INTEGER.fullmatch(text):
+                counts[row] = int(text)
+        return counts
 
 
 def read_table(
@@ -61,29 +102,62 @@ def read_table(
 def select_columns(
     names: list[str] | None, numeric: list[bool], columns: Any, source: str
 ) -> list[int]:
-    """Indices of the chosen columns: names (when the file has them) or 0-based indices."""
+    """Indices of the chosen columns: names (when the file has them) or 0-based indices; a
+    mapping {setting: column} (the earthquake catalogues' `lat_column`, ...) names each setting
+    in its own refusal. A name matches exactly, else without case, and must be unique."""
     if columns is None:
         chosen = [j for j, ok in enumerate(numeric) if ok]
         if not chosen:
             raise UserError(f"{source}: no numeric column")
         return chosen
+    indices = f"0-based indices 0…{len(numeric) - 1}"
+    if isinstance(columns, Mapping):
+        one = (
+            f"a column name in {source}'s header: {', '.join(names)}, or a 0-based index "
+            f"0…{len(numeric) - 1}"
+            if names is not None
+            else f"a 0-based column index 0…{len(numeric) - 1} ({source} has no header)"
+        )
+        chosen: list[int] = []
+        for setting, c in columns.items():
+            j = _find(names, len(numeric), c)
+            if j is None:
+                raise ConfigError(setting, c, one)
+            if j in chosen:
+                other = list(columns)[chosen.index(j)]
+                raise ConfigError(setting, c, f"a column other than {other}'s ({columns[other]!r})")
+            chosen.append(j)
+        return chosen
     wanted = [columns] if isinstance(columns, (str, int, float)) else list(columns)
-    valid = f"0-based indices 0…{len(numeric) - 1}"
+    valid = indices
     if names is not None:
         valid = f"names of columns ({', '.join(map(repr, names))}) or {valid}"
-    indices = []
+    chosen = []
     for c in wanted:
-        if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(numeric):
-            indices.append(c)
-        elif isinstance(c, str) and names is not None and names.count(c) == 1:
-            indices.append(names.index(c))
-        else:
+        j = _find(names, len(numeric), c)
+        if j is None:
             raise ConfigError(
                 "columns", wanted, f"null (every numeric column) or a list of {valid}"
             )
-    if not indices or len(set(indices)) < len(indices):
+        chosen.append(j)
+    if not chosen or len(set(chosen)) < len(chosen):
         raise ConfigError("columns", wanted, f"a non-empty list without repeats of {valid}")
-    return indices
+    return chosen
+
+
+def _find(names: list[str] | None, width: int, column: Any) -> int | None:
+    """The index of `column`: a 0-based index, or a name of the header, matched exactly (after
+    surrounding spaces), else without case; None if there is no such column or it is ambiguous."""
+    if isinstance(column, int) and not isinstance(column, bool):
+        return column if 0 <= column < width else None
+    if not isinstance(column, str) or names is None:
+        return None
+    name = column.strip()
+    for same in (lambda n: n == name, lambda n: n.casefold() == name.casefold()):
+        found = [j for j, n in enumerate(names) if same(n)]
+        if found:
+            return found[0] if len(found) == 1 else None
+    return None
 
 
 def _label(names: list[str] | None, j: int) -> str:
@@ -95,9 +169,13 @@ def _check_finite(table: Table) -> None:
     if bad.any():
         row, j = divmod(int(bad.argmax()), bad.shape[1])
         where, text = table.cell(row, j)
-        if _parses(text) and np.isfinite(float(text)):  # finite in the file, not in float32
-            raise UserError(f"{where}: {text} is beyond float32's range (±3.4e38)")
-        raise UserError(f"{where}: {text} is not a finite number")
+        if _parses(text) and not re.search(r"nan|inf", text, re.IGNORECASE):
+            kind = np.finfo(table.values.dtype)  # a finite number in the file, not in this type
+            raise UserError(
+                f"{where}: {text} is beyond {kind.dtype}'s range; expected {NUMBER} within "
+                f"±{float(kind.max):.2g}"
+            )
+        raise UserError(f"{where}: {text} is not a finite number; expected {NUMBER}")
 
 
 def _parses(text: str) -> bool:
@@ -142,15 +220,15 @@ def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type])
         for c, name in zip((c.strip() for c in cells), named)
     ]
     chosen = select_columns(names, numeric, columns, str(file))
-    all_columns = chosen == list(range(len(head)))
-    if not all_columns:  # loadtxt ignores a row's extra fields when it reads a subset
+    if chosen != list(range(len(head))):  # loadtxt ignores a row's extra fields in a subset
         _check_field_counts(file, delimiter, len(head), header)
 
     def cell(row: int, j: int) -> tuple[str, str]:
         line, fields = _row_line(file, delimiter, header, row)
         return f"{file}, line {line}, {_label(names, chosen[j])}", fields[chosen[j]].strip()
 
-    values = _load_text(file, delimiter, int(header), None if all_columns else chosen, dtypes)
+    first_row = [c.strip() for c in cells]
+    values = _load_text(file, delimiter, header, len(head), chosen, names, dtypes, first_row)
     if values is None:
         raise _first_bad_line(file, delimiter, header, len(head), chosen, names)
     skipped = (
@@ -177,22 +255,55 @@ def _not_utf8(file: Path, error: UnicodeDecodeError) -> UserError:
 
 
 def _load_text(
-    file: Path, delimiter: str, skip: int, usecols: list[int] | None, dtypes: Sequence[type]
+    file: Path,
+    delimiter: str,
+    header: bool,
+    width: int,
+    chosen: list[int],
+    names: list[str] | None,
+    dtypes: Sequence[type],
+    first_row: list[str],
 ) -> np.ndarray | None:
-    """The table as the first of `dtypes` that reads every cell, or None if none does."""
+    """The table as the first of `dtypes` that reads every cell, or None if none does. int64 is
+    tried only if the first row's chosen cells are integers; if it then fails on an integer
+    beyond int64, that cell is refused (read as a float it would pass for another number)."""
+    usecols = None if chosen == list(range(width)) else chosen
     for dtype in dtypes:
+        integer = dtype is np.int64
+        if integer and not all(INTEGER.fullmatch(first_row[j]) for j in chosen):
+            continue  # the first row already holds a cell int64 does not read
         try:
             return _loadtxt(
                 str(file),  # a name, not a handle: numpy then reads in C, not line by line
                 dtype=dtype,
                 delimiter=delimiter,
-                skiprows=skip,
+                skiprows=int(header),
                 usecols=usecols,
                 encoding="utf-8-sig",
             )
         except ValueError:  # a cell of another type, or a bad one: found by _first_bad_line
+            if integer:
+                _refuse_beyond_int64(file, delimiter, header, width, chosen, names)
             continue
     return None
+
+
+def _refuse_beyond_int64(
+    file: Path, delimiter: str, header: bool, width: int, chosen: list[int], names: list[str] | None
+) -> None:
+    """After int64 failed: the first cell it cannot read, refused if it is an integer beyond
+    int64's range (any other cell, 2.5 say, leaves the table to the next type)."""
+    found = _first_bad_cell(file, delimiter, header, width, chosen, np.int64, _fits_int64)
+    if found is not None and INTEGER.fullmatch(found[2]):
+        number, j, text = found
+        raise UserError(
+            f"{file}, line {number}, {_label(names, j)}: {text} is beyond int64's range; "
+            f"expected {IN_INT64}"
+        )
+
+
+def _fits_int64(text: str) -> bool:
+    return bool(INTEGER.fullmatch(text)) and INT64.min <= int(text) <= INT64.max
 
 
 def _loadtxt(source: str | list[str], **kwargs: Any) -> np.ndarray:
@@ -216,15 +327,36 @@ def _first_bad_line(
     chosen: list[int],
     names: list[str] | None,
 ) -> UserError:
-    """The first ragged row or non-numeric chosen cell, after numpy's reader refused the file:
-    numpy reads it again block by block, and Python scans only the first block it refuses."""
+    """The first ragged row or non-numeric chosen cell, after numpy's reader refused the file."""
+    found = _first_bad_cell(file, delimiter, header, width, chosen, np.float64, _parses)
+    if found is None:
+        return UserError(f"{file}: numpy cannot read it as a table of numbers")
+    number, j, cell = found
+    what = f"{cell!r} is not a number" if cell else "an empty cell"
+    if cell.lower() in MISSING or not cell:
+        what += " (a missing value: only complete rows of numbers are read)"
+    return UserError(f"{file}, line {number}, {_label(names, j)}: {what}; expected {NUMBER}")
+
+
+def _first_bad_cell(
+    file: Path,
+    delimiter: str,
+    header: bool,
+    width: int,
+    chosen: list[int],
+    dtype: type,
+    ok: Callable[[str], bool],
+) -> tuple[int, int, str] | None:
+    """(file line, column, text) of the first chosen cell `ok` refuses, in file order; a ragged
+    row before it raises. numpy reads the file again block by block (as `dtype`), and Python
+    scans only the first block numpy refuses."""
     usecols = None if chosen == list(range(width)) else chosen  # as the failed read
     for first_line, block, newline in _blocks(file):
         text = _decode(file, block, first_line)
         lines = [line.rstrip("\r") for line in text.split(newline.decode())]
         skip = int(header and first_line == 1)
         try:
-            values = _loadtxt(lines[skip:], delimiter=delimiter, usecols=usecols)
+            values = _loadtxt(lines[skip:], dtype=dtype, delimiter=delimiter, usecols=usecols)
             if values.size == 0 or values.shape[1] == len(chosen):
                 continue  # this block reads: the problem lies further on
         except ValueError:
@@ -234,15 +366,12 @@ def _first_bad_line(
                 continue
             fields = line.split(delimiter)
             if len(fields) != width:
-                return _ragged(file, number, len(fields), width, header)
+                raise _ragged(file, number, len(fields), width, header)
             for j in chosen:
                 cell = fields[j].strip()
-                if not _parses(cell):
-                    what = f"{cell!r} is not a number" if cell else "an empty cell"
-                    if cell.lower() in MISSING or not cell:
-                        what += " (a missing value: only complete rows of numbers are read)"
-                    return UserError(f"{file}, line {number}, {_label(names, j)}: {what}")
-    return UserError(f"{file}: numpy cannot read it as a table of numbers")
+                if not ok(cell):
+                    return number, j, cell
+    return None
 
 
 def _row_line(file: Path, delimiter: str, header: bool, row: int) -> tuple[int, list[str]]:
