@@ -5,8 +5,14 @@ import pytest
 import torch
 from scipy import stats
 
-from src.data.earthquake import CsvEarthquakes, SyntheticEarthquakes, load_catalogue
+from src.data.earthquake import (
+    CsvEarthquakes,
+    GeoCatalogue,
+    SyntheticEarthquakes,
+    load_catalogue,
+)
 from src.errors import ConfigError, UserError
+from src.utils.constraints import declared, make
 from tests.conftest import run_module
 
 
@@ -84,13 +90,13 @@ def test_the_shipped_example_loads():
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ("x,y,s\n1,2,3\n1,2,-1\n", r"line 3: s='-1' is invalid"),
-        ("x,y,s\n1,2,3\n1,2,3\n1,2,2.5\n", r"line 4: s='2.5' is invalid"),
-        ("x,y,s\nnan,2,3\n", r"line 2: x='nan' is invalid"),
-        ("x,y,s\n1,abc,3\n", r"line 2: y='abc' is invalid"),
+        ("x,y,s\n1,2,3\n1,2,-1\n", r"line 3, column 's': -1 is below 0; expected a non-neg"),
+        ("x,y,s\n1,2,3\n1,2,3\n1,2,2.5\n", r"line 4, column 's': 2.5 is not a whole number"),
+        ("x,y,s\nnan,2,3\n", r"line 2, column 'x': nan is not a finite number"),
+        ("x,y,s\n1,abc,3\n", r"line 2, column 'y': 'abc' is not a number"),
         ("x,y,s\n1,2\n", r"line 2: 2 fields"),
-        ("a,b,c\n1,2,3\n", r"line 1: header"),
-        ("x,y,s\n", r"no events"),
+        ("a,b,c\n1,2,3\n", r"line 1: no column 'x' in the header; expected .* x, y, s$"),
+        ("x,y,s\n", r"a header but no rows"),
     ],
 )
 def test_bad_csv_rows_are_reported_by_line(tmp_path, rows, message):
@@ -104,7 +110,12 @@ def test_missing_csv_and_bad_fractions_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^path="):
         CsvEarthquakes(str(tmp_path / "none.csv"))
     with pytest.raises(ConfigError, match=r"^test_fraction="):
-        CsvEarthquakes("data/examples/earthquakes.csv", val_fraction=0.5, test_fraction=0.5)
+        make(
+            CsvEarthquakes,
+            path="data/examples/earthquakes.csv",
+            val_fraction=0.5,
+            test_fraction=0.5,
+        )
 
 
 @pytest.mark.slow  # a fresh interpreter importing Lightning: several seconds
@@ -117,7 +128,97 @@ def test_cli_reports_a_bad_csv_row_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
-    assert (
-        last == f"error: {path}, line 4: s='-4' is invalid: expected a non-negative integer count"
-    )
+    expected = "-4 is below 0; expected a non-negative integer count"
+    assert last == f"error: {path}, line 4, column 's': {expected}"
     assert "Traceback" not in done.stderr
+
+
+def test_a_count_beyond_int64_is_refused_by_line_and_column(tmp_path):
+    """Read as a float, 99999999999999999999 would pass for 1e20 (and int64 would overflow):
+    it is refused where it stands; int64's own largest value is read exactly."""
+    path = tmp_path / "big.csv"
+    path.write_text("x,y,s\n1,2,3\n1,2,99999999999999999999\n")
+    with pytest.raises(UserError) as error:
+        load_catalogue(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line 3, column 's': 99999999999999999999 is beyond int64")
+    assert "expected an integer from" in message and "Overflow" not in message
+    path.write_text("x,y,s\n1,2,3\n1,2,9223372036854775807\n1,2,9007199254740993\n")
+    assert load_catalogue(path)[1].tolist() == [3, 2**63 - 1, 2**53 + 1]
+
+
+def test_a_latitude_outside_the_globe_is_refused_by_line_and_column(tmp_path):
+    path = tmp_path / "geo.csv"
+    for lat in ("95", "-90.5", "inf"):
+        path.write_text(f"lat,long,stations\n-20,180,12\n-21,181,30\n{lat},180,3\n-19,179,5\n")
+        with pytest.raises(UserError, match=rf"^{path}, line 4, column 'lat': {lat} is "):
+            GeoCatalogue(str(path))
+    path.write_text("lat,long,stations\n-90,180,12\n90,181,30\n0,-180,3\n0,179,5\n")
+    assert len(GeoCatalogue(str(path), val_fraction=0.25, test_fraction=0.25).train_x) == 2
+
+
+def test_a_column_setting_the_header_lacks_names_the_setting_and_the_header(tmp_path):
+    for key in ("lat_column", "lon_column", "count_column"):
+        with pytest.raises(ConfigError) as error:
+            GeoCatalogue("data/fiji_quakes.csv", **{key: "nowhere"})
+        message = str(error.value)
+        assert message.startswith(f"{key}='nowhere' is invalid: expected a column name")
+        assert "header: lat, long, depth, mag, stations" in message
+    # a 0-based index names a column too (lat is column 0); two settings on one column: refused
+    data = GeoCatalogue("data/fiji_quakes.csv", lat_column=0, lon_column=1, count_column=4)
+    assert data.origin == GeoCatalogue("data/fiji_quakes.csv").origin
+    with pytest.raises(ConfigError, match=r"^count_column='LAT' is invalid: .*lat_column's"):
+        GeoCatalogue("data/fiji_quakes.csv", count_column="LAT")
+
+
+HOSTILE = [None, "abc", True, -1, 0, 0.5, 1.5, float("nan"), [], [1.0], [[1.0]], [0.9, 0.9]]
+NEEDS = {GeoCatalogue: {"path": "data/fiji_quakes.csv"}, CsvEarthquakes: {"path": "x.csv"}}
+
+
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [(t, k) for t in (SyntheticEarthquakes, CsvEarthquakes, GeoCatalogue) for k in declared(t)],
+    ids=lambda v: v if isinstance(v, str) else v.__name__,
+)
+def test_every_declared_setting_refuses_a_hostile_value_by_name(target, key):
+    """Walk the declaration: for each setting, a value its constraint refuses is a ConfigError
+    naming it, from `make` (Python) and from the run assembly (the config path `data.<key>`),
+    before anything is read or drawn."""
+    from omegaconf import OmegaConf
+
+    from src.utils.instantiate import build
+
+    constraint = declared(target)[key]
+    bad = next(v for v in HOSTILE if not constraint.accepts(v))
+    with pytest.raises(ConfigError, match=rf"^{key}="):
+        make(target, **NEEDS.get(target, {}), **{key: bad})
+    node = {"_target_": f"{target.__module__}.{target.__name__}", **NEEDS.get(target, {})}
+    with pytest.raises(ConfigError) as error:
+        build(OmegaConf.create({**node, key: bad}), "data")
+    assert str(error.value).startswith(f"data.{key}=")
+    assert str(error.value).endswith(f" is invalid: expected {constraint.describe()}")
+
+
+@pytest.mark.parametrize(
+    ("target", "settings", "message"),
+    [
+        (SyntheticEarthquakes, {"n_components": 2, "means": [[0, 0]]}, r"^means=.* a list of 2 "),
+        (SyntheticEarthquakes, {"n_components": 3, "rates": [1.0, 2.0]}, r"^rates=.* list of 3 "),
+        (SyntheticEarthquakes, {"n_components": 3, "weights": [0.5, 0.5]}, r"^weights="),
+        (SyntheticEarthquakes, {"weights": [0.5, 0.5, 0.0, 0.0]}, r"^weights=.* weights > 0"),
+        (CsvEarthquakes, {"val_fraction": 0.6, "test_fraction": 0.4}, r"^test_fraction="),
+        (GeoCatalogue, {"val_fraction": 0.3, "test_fraction": 0.7}, r"^test_fraction="),
+        (GeoCatalogue, {"origin": [90.0, 0.0]}, r"^origin=\[90.0, 0.0\] is invalid: .*lat₀ < 90"),
+    ],
+)
+def test_rules_across_settings_name_the_setting(target, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        make(target, **NEEDS.get(target, {}), **settings)
+
+
+def test_a_tsv_catalogue_reads_through_the_same_reader(tmp_path):
+    path = tmp_path / "events.tsv"
+    path.write_text("X\tY\tS\tnote\n0.5\t1\t2\ta\n1.5\t2\t3.0\tb\n2.5\t3\t0\tc\n")
+    x, s = load_catalogue(path)
+    assert x.dtype == torch.float64 and x.tolist() == [[0.5, 1.0], [1.5, 2.0], [2.5, 3.0]]
+    assert s.dtype == torch.long and s.tolist() == [2, 3, 0]

@@ -70,6 +70,8 @@ def test_projection_by_hand_and_across_the_antimeridian():
 
 
 def test_user_catalogue_columns_and_bad_rows_by_line(tmp_path):
+    from src.utils.constraints import make
+
     path = tmp_path / "usgs.csv"
     path.write_text("time,latitude,longitude,nst\nt,-20,180,12\nt,-21,181,30\nt,-22,182,7\n")
     data = GeoCatalogue(
@@ -84,9 +86,9 @@ def test_user_catalogue_columns_and_bad_rows_by_line(tmp_path):
     assert data.origin == (-21.0, 181.0)
     assert sorted(torch.cat(list(data.splits.values()))[:, 2].tolist()) == [7, 12, 30]
     bad = {
-        "latitude,longitude,nst\n-20,180,12\n95,180,3\n": r"line 3: latitude='95' is invalid",
-        "latitude,longitude,nst\n-20,180,12\n-20,x,3\n": r"line 3: longitude='x' is invalid",
-        "latitude,longitude,nst\n-20,180,1.5\n": r"line 2: nst='1.5' is invalid",
+        "latitude,longitude,nst\n-20,180,12\n95,180,3\n": r"line 3, column 'latitude': 95 is ",
+        "latitude,longitude,nst\n-20,180,12\n-20,x,3\n": r"line 3, column 'longitude': 'x' is ",
+        "latitude,longitude,nst\n-20,180,1.5\n": r"line 2, column 'nst': 1.5 is not a whole",
         "latitude,longitude,nst\n-20,180\n": r"line 2: 2 fields",
         "lat,lon,n\n-20,180,1\n": r"^lat_column='latitude' is invalid: .*header: lat, lon, n",
     }
@@ -95,7 +97,7 @@ def test_user_catalogue_columns_and_bad_rows_by_line(tmp_path):
         with pytest.raises(UserError, match=message):
             GeoCatalogue(str(path), "latitude", "longitude", "nst")
     with pytest.raises(ConfigError, match=r"^origin="):
-        GeoCatalogue("data/fiji_quakes.csv", origin=[95.0, 0.0])
+        make(GeoCatalogue, path="data/fiji_quakes.csv", origin=[95.0, 0.0])
     with pytest.raises(ConfigError, match=r"^count_column="):
         GeoCatalogue("data/fiji_quakes.csv", count_column="lat")
 
@@ -150,9 +152,10 @@ def test_learned_pi_and_tau_in_a_real_fit():
 def test_bad_learn_settings_name_the_field():
     from src.fits.cavi import CAVIFit
     from src.models.earthquake import EarthquakeMixture
+    from src.utils.constraints import make
 
     with pytest.raises(ConfigError, match=r"^learn_tau="):
-        CAVIFit(EarthquakeMixture(n_components=2), learn_tau="yes")
+        make(CAVIFit, model=EarthquakeMixture(n_components=2), learn_tau="yes")
 
 
 def test_map_and_rate_figures_state_units_and_score():

@@ -8,22 +8,38 @@ event (`oracle_log_prob`) travel with the batches by name.
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Categorical, Normal, Poisson
 
+from src.data.table_files import read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
-from src.models.earthquake import make_prior
-from src.utils.checks import finite_list, positive, positive_int, positive_list
+from src.models.earthquake import POSITIVE, PRIOR, check_prior, make_prior
+from src.utils.constraints import (
+    FRACTION,
+    AnyOf,
+    Constraint,
+    Integer,
+    ListOf,
+    Nullable,
+    Real,
+    Text,
+    check_fractions,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+COUNT = "a non-negative integer count"  # what a catalogue's strength column holds
+LATITUDE = "a latitude in [-90, 90] degrees"
+FILE = "an existing CSV file (or .tsv, .npy, .npz, .parquet)"
+COLUMN = AnyOf(Text(nonempty=True), Integer(low=0))  # a header's name, or a 0-based index
+SPLIT: dict[str, Constraint] = {"val_fraction": FRACTION, "test_fraction": FRACTION}
 
 
 class EarthquakeTruth:
@@ -64,6 +80,25 @@ class SyntheticEarthquakes(EarthquakeDataModule):
     """μ_k ~ N(ν, ρI) and λ_k ~ Gamma(α, β) (unless `means` / `rates` are given), then events
     Z ~ Cat(π), X | Z ~ N(μ_Z, τI), S | Z ~ Poisson(λ_Z); each split from its own seed."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        **PRIOR,  # the prior's settings, as the model declares them
+        "means": Nullable(ListOf(ListOf(Real(), length=2))),
+        "rates": Nullable(ListOf(POSITIVE)),
+        "n_train": Integer(low=1),
+        "n_val": Integer(low=1),
+        "n_test": Integer(low=1),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """One weight, one [x, y] mean and one rate per component."""
+        check_prior(settings)
+        k = settings["n_components"]
+        for key, each in (("means", "[x, y] pairs"), ("rates", "finite numbers > 0")):
+            given = settings.get(key)
+            if given is not None and len(given) != k:
+                raise ConfigError(key, list(given), f"a list of {k} {each} (one per component)")
+
     def __init__(
         self,
         n_components: int = 4,
@@ -83,16 +118,16 @@ class SyntheticEarthquakes(EarthquakeDataModule):
     ) -> None:
         prior = make_prior(n_components, weights, tau, nu, rho, alpha, beta)
         self.weights, self.tau = prior.log_pi.exp().tolist(), prior.tau
-        sizes = [positive_int(f"n_{s}", n) for s, n in zip(SPLITS, (n_train, n_val, n_test))]
+        sizes = (n_train, n_val, n_test)
         seeds = np.random.SeedSequence(seed).generate_state(len(SPLITS) + 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seeds[0]))
             mu = prior.nu + math.sqrt(prior.rho) * torch.randn(n_components, 2, dtype=torch.float64)
             lam = torch.distributions.Gamma(prior.alpha, prior.beta).sample((n_components,))
         if means is not None:
-            mu = _means(means, n_components)
+            mu = torch.tensor([[float(v) for v in row] for row in means], dtype=torch.float64)
         if rates is not None:
-            lam = torch.tensor(positive_list("rates", rates, n_components), dtype=torch.float64)
+            lam = torch.tensor([float(r) for r in rates], dtype=torch.float64)
         truth = EarthquakeTruth(prior.log_pi, mu, prior.tau, lam.double())
         splits, labels = {}, {}
         for split, n, split_seed in zip(SPLITS, sizes, seeds[1:]):
@@ -106,18 +141,17 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         self.oracle_log_prob = truth.log_prob(self.splits["test"])
 
 
-def _means(means: Sequence[Sequence[float]], k: int) -> Tensor:
-    pairs = isinstance(means, Sequence) and all(
-        isinstance(row, Sequence) and not isinstance(row, str) for row in means
-    )
-    if not pairs or len(means) != k:
-        raise ConfigError("means", means, f"a list of {k} [x, y] pairs")
-    return torch.tensor([finite_list("means", row, 2) for row in means], dtype=torch.float64)
-
-
 class CsvEarthquakes(EarthquakeDataModule):
     """A user's catalogue: a CSV file with header columns `x, y, s` (s a non-negative integer
-    count), split at random into train/val/test; no truth, so no oracle."""
+    count), split at random into train/val/test; no truth, so no oracle. Read by the project's
+    table reader (`src.data.table_files`), so a TSV or Parquet file with those columns works
+    too, and a bad cell is one line naming its file line and column."""
+
+    constraints: ClassVar[dict[str, Constraint]] = {**SPLIT}
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        check_fractions(settings)
 
     def __init__(
         self,
@@ -134,44 +168,53 @@ class CsvEarthquakes(EarthquakeDataModule):
 
 class GeoCatalogue(EarthquakeDataModule):
     """A catalogue in geographic coordinates (e.g. R's `quakes`, a USGS or ISC export): a CSV
-    file with a latitude, a longitude and a count column (names are settings), projected to
-    kilometres about `origin` and split at random into train/val/test; no truth.
+    file with a latitude, a longitude and a count column (names are settings: a name of the
+    header, matched exactly, else without case, or a 0-based index), projected to kilometres
+    about `origin` and split at random into train/val/test; no truth.
 
     The projection is local equirectangular: x = R·Δlon·cos(lat₀), y = R·Δlat (radians,
     R = 6371 km), Δlon wrapped into [−180°, 180°) so a catalogue across the antimeridian stays
     whole. `origin` = [lat₀, lon₀] in degrees, or null for the catalogue's centre (mean
     latitude, circular mean longitude); the one used is `self.origin`."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "lat_column": COLUMN,
+        "lon_column": COLUMN,
+        "count_column": COLUMN,
+        "origin": Nullable(ListOf(Real(), length=2)),
+        **SPLIT,
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """lat₀ strictly inside (−90, 90): at a pole cos(lat₀) = 0 folds every x onto 0."""
+        check_fractions(settings)
+        origin = settings.get("origin")
+        if origin is not None and not -90 < origin[0] < 90:
+            raise ConfigError("origin", list(origin), "[lat₀, lon₀] with −90 < lat₀ < 90")
+
     def __init__(
         self,
         path: str,
-        lat_column: str = "lat",
-        lon_column: str = "long",
-        count_column: str = "stations",
+        lat_column: str | int = "lat",
+        lon_column: str | int = "long",
+        count_column: str | int = "stations",
         origin: Sequence[float] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        settings = {
+        columns = {
             "lat_column": lat_column,
             "lon_column": lon_column,
             "count_column": count_column,
         }
-        header = _header(path)
-        for key, name in settings.items():
-            if not isinstance(name, str) or name.strip().lower() not in header:
-                raise ConfigError(key, name, f"a column of {path}'s header: {', '.join(header)}")
-        columns = {lat_column: _latitude, lon_column: _coordinate, count_column: _count}
-        if len(columns) < 3:
-            raise ConfigError("count_column", count_column, "three different column names")
-        lat_lon, s = load_catalogue(path, (lat_column, lon_column, count_column), columns)
+        lat_lon, s = read_catalogue(_resolve(path), columns, latitude=True)
         if origin is not None:
-            lat0, lon0 = finite_list("origin", origin, 2)
-            if not -90 < lat0 < 90:
-                raise ConfigError("origin", list(origin), "[lat₀, lon₀] with −90 < lat₀ < 90")
-        self.origin = (lat0, lon0) if origin is not None else catalogue_centre(lat_lon)
+            self.origin = (float(origin[0]), float(origin[1]))
+        else:
+            self.origin = catalogue_centre(lat_lon)
         x = project(lat_lon, self.origin)
         splits = _split(path, x, s, val_fraction, test_fraction, seed)
         super().__init__(splits, batch_size, seed)
@@ -200,14 +243,9 @@ def project(lat_lon: Tensor, origin: tuple[float, float]) -> Tensor:
 def _split(
     path: str, x: Tensor, s: Tensor, val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, Tensor]:
-    """Seeded random train/val/test split of the events (x, y, S)."""
-    fractions = [
-        positive(k, v)
-        for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
-    ]
-    if sum(fractions) >= 1:
-        raise ConfigError("test_fraction", test_fraction, "val_fraction + test_fraction < 1")
-    n_val, n_test = (max(1, round(f * len(x))) for f in fractions)
+    """Seeded random train/val/test split of the events (x, y, S); the fractions are the
+    declared ones (each in (0, 1), their sum < 1), checked where the data set is built."""
+    n_val, n_test = (max(1, round(f * len(x))) for f in (val_fraction, test_fraction))
     if len(x) - n_val - n_test < 1:
         raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -217,84 +255,49 @@ def _split(
 
 
 def load_catalogue(
-    path: str | Path,
-    names: Sequence[str] = ("x", "y", "s"),
-    parsers: dict | None = None,
+    path: str | Path, names: Sequence[str] = ("x", "y", "s")
 ) -> tuple[Tensor, Tensor]:
-    """(two coordinates [N, 2] float64, counts [N] long) from a CSV file with a header naming
-    the columns `names` (coordinate, coordinate, count; matched without case or surrounding
-    spaces, in any order among other columns); a bad row raises a `UserError` naming the file,
-    its line and the field. `parsers` maps a name to its check (default: finite coordinates, a
-    non-negative integer count)."""
-    names = [str(n).strip().lower() for n in names]
-    parsers = {str(k).strip().lower(): v for k, v in (parsers or {}).items()}
-    checks = [parsers.get(n, p) for n, p in zip(names, (_coordinate, _coordinate, _count))]
+    """(two coordinates [N, 2] float64, counts [N] long) from a file whose header names the
+    columns `names` (coordinate, coordinate, count; matched exactly, else without case, in any
+    order among other columns). A header without one of them, or a bad cell, raises a
+    `UserError` naming the file and its line (and the cell's column)."""
     file = _resolve(path)
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip().lower() for h in next(reader, [])]
-        if not set(names) <= set(header):
-            raise UserError(f"{file}, line 1: header {header} lacks the columns {', '.join(names)}")
-        cols = [header.index(c) for c in names]
-        xs, ss = [], []
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise UserError(
-                    f"{file}, line {line}: {len(row)} fields, the header has {len(header)}"
-                )
-            values = [check(file, line, n, row[c]) for n, c, check in zip(names, cols, checks)]
-            xs.append(values[:2])
-            ss.append(values[2])
-    if not xs:
-        raise UserError(f"{file}: no events")
-    return torch.tensor(xs, dtype=torch.float64), torch.tensor(ss, dtype=torch.long)
-
-
-def _header(path: str | Path) -> list[str]:
-    """The CSV file's column names, lower case (the loader compares them so)."""
-    with _resolve(path).open(newline="") as handle:
-        return [h.strip().lower() for h in next(csv.reader(handle), [])]
-
-
-def _resolve(path: str | Path) -> Path:
-    """Relative paths are tried from the working directory, then from the project root."""
-    if not isinstance(path, (str, Path)):
-        raise ConfigError("path", path, "an existing CSV file")
-    for candidate in (Path(path), ROOT / path):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("path", str(path), "an existing CSV file")
-
-
-def _coordinate(file: Path, line: int, name: str, text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
+        return read_catalogue(file, {str(n): n for n in names}, latitude=False)
+    except ConfigError as error:
+        if error.key not in names:
+            raise
         raise UserError(
-            f"{file}, line {line}: {name}={text.strip()!r} is invalid: expected a finite number"
-        )
-    return value
+            f"{file}, line 1: no column {error.value!r} in the header; expected a header "
+            f"naming the columns {', '.join(map(str, names))}"
+        ) from None
 
 
-def _latitude(file: Path, line: int, name: str, text: str) -> float:
-    value = _coordinate(file, line, name, text)
-    if not -90 <= value <= 90:
-        expected = "expected a latitude in [-90, 90] degrees"
-        raise UserError(f"{file}, line {line}: {name}={text.strip()!r} is invalid: {expected}")
-    return value
-
-
-def _count(file: Path, line: int, name: str, text: str) -> int:
+def read_catalogue(file: Path, columns: Mapping[str, Any], latitude: bool) -> tuple[Tensor, Tensor]:
+    """(two coordinates [N, 2] float64, counts [N] long) from the table file's columns
+    {setting: column} (coordinate, coordinate, count), read by `read_table` as float64 (as
+    Python's float() reads the text; counts beyond 2⁵³ exact from it). A column no setting finds
+    is a `ConfigError` naming the setting and the header's columns; a bad cell (not a finite
+    number, a count below 0, not whole or beyond int64, with `latitude` a first coordinate
+    outside [−90, 90]) one `UserError` line naming the file line and column."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0 and value == int(value)):
-        expected = "expected a non-negative integer count"
-        raise UserError(f"{file}, line {line}: {name}={text.strip()!r} is invalid: {expected}")
-    return int(value)
+        table = read_table(file, columns, None, (np.float64,))
+    except ConfigError as error:
+        if error.key != "key":  # an .npz file of several arrays: the catalogue has no `key`
+            raise
+        raise UserError(f"{file}: an .npz file of several arrays; expected one array") from None
+    lat = table.values[:, 0]
+    if latitude:
+        table.refuse(~((lat >= -90) & (lat <= 90)), 0, "is outside [-90, 90]", LATITUDE)
+    counts = table.counts(2, COUNT)
+    coordinates = np.ascontiguousarray(table.values[:, :2])
+    return torch.from_numpy(coordinates), torch.from_numpy(counts)
+
+
+def _resolve(path: Any) -> Path:
+    """Relative paths are tried from the working directory, then from the project root."""
+    if isinstance(path, (str, Path)) and str(path):
+        for candidate in (Path(path), ROOT / path):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError("path", str(path) if isinstance(path, Path) else path, FILE)
