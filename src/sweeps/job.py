@@ -3,6 +3,7 @@ children that Lightning starts as new processes run this job alone, not the whol
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import sys
@@ -11,17 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
 from src.errors import UserError, first_line
 from src.sweeps.records import mark_failed
 
 log = logging.getLogger(__name__)
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+CONFIG_FLAGS = {"-cp": "--config-path", "-cn": "--config-name", "-cd": "--config-dir"}
 
 
 def run_sweep_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> Any:
@@ -52,18 +49,8 @@ def single_run_argv() -> Iterator[None]:
     """Lightning's DDP launcher (`strategy=ddp`) re-runs `sys.argv` for ranks > 0 with
     `hydra.run.dir=<HydraConfig run.dir>` appended. In a sweep that would re-run the whole sweep
     in every child; point it at this job alone: its overrides, single-run mode, its directory."""
-    from hydra._internal.utils import get_args_parser
-
     hydra_cfg = HydraConfig.get()
-    argv = [sys.argv[0]]
-    try:  # in a launcher's worker (joblib, submitit) argv is the worker's own command
-        args = get_args_parser().parse_known_args(sys.argv[1:])[0]
-        flags = {"--config-path": args.config_path, "--config-name": args.config_name}
-        flags["--config-dir"] = args.config_dir
-        argv += [f"{flag}={value}" for flag, value in flags.items() if value]
-    except SystemExit:
-        pass
-    argv += [*hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    argv = [sys.argv[0], *config_flags(sys.argv[1:]), *hydra_cfg.overrides.task, "hydra.mode=RUN"]
     with read_write(hydra_cfg):  # this job's copy: Hydra restores its own after the job
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
     saved, sys.argv = sys.argv, argv
@@ -71,3 +58,17 @@ def single_run_argv() -> Iterator[None]:
         yield
     finally:
         sys.argv = saved
+
+
+def config_flags(args: list[str]) -> list[str]:
+    """The command's `--config-path`, `--config-name` and `--config-dir` (or `-cp`, `-cn`,
+    `-cd`), as `--flag=value`, read as Hydra's command line defines them; in a launcher's worker
+    (joblib, submitit) argv is the worker's own command and holds none."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    for short, flag in CONFIG_FLAGS.items():
+        parser.add_argument(short, flag, dest=flag)
+    try:
+        known = vars(parser.parse_known_args(args)[0])
+    except (argparse.ArgumentError, SystemExit):  # a flag without its value: Hydra refused it
+        return []
+    return [f"{flag}={value}" for flag, value in known.items() if value]

@@ -2,29 +2,32 @@
 
 Two boundaries. Inside a run, a `UserError` ends the process with its message as the last stderr
 line (`run_cli`). Before a run, Hydra answers an unknown option or key, an override it cannot
-parse or a search space it cannot sample with a paragraph and exit code 1; `hydra_entry` holds
-stderr back until the run starts (`release_stderr`, called by a Hydra callback) and turns such
-a paragraph into one line, keeping the valid choices it lists, with exit code 2.
+parse or a config it cannot compose with an exception; `hydra_entry` has Hydra raise it
+(`HYDRA_FULL_ERROR=1`, Hydra's documented switch, instead of printing a trimmed traceback) and
+prints it as one line, keeping the valid choices it lists (`MissingConfigException.options`),
+with exit code 2. Hydra's command-line parser (argparse) prints its usage errors and exits; that
+text, held back with the rest of stderr until the run starts (`release_stderr`, called by a
+Hydra callback), becomes one line too.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import io
-import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from src.errors import UserError
 
 EXIT_USER_ERROR = 2
+FULL_ERROR = "HYDRA_FULL_ERROR"  # "1": Hydra re-raises its errors (hydra.cc, "Debugging")
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, UserError)
 
 
 def run_cli(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, Any]:
@@ -40,48 +43,33 @@ _held: tuple[Any, io.StringIO] | None = None  # (the real stderr, what Hydra wro
 
 
 def hydra_entry(main: Callable[[], Any]) -> None:
-    """Run a `@hydra.main` function with Hydra's pre-run errors as one line, exit code 2."""
+    """Run a `@hydra.main` function with Hydra's pre-run errors as one line, exit code 2. With
+    `HYDRA_FULL_ERROR=1` set by the user, Hydra's errors keep their traceback."""
     global _held
+    asked = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"
     real, buffer = sys.stderr, io.StringIO()
     _held, sys.stderr = (real, buffer), buffer
-    code: Any = 0
     try:
         main()
     except SystemExit as stop:
-        if _held is not None and stop.code not in (0, None):
+        if _held is not None and stop.code not in (0, None):  # Hydra's argparse: usage errors
             sys.stderr, _held = real, None
             print(f"error: {one_line(buffer.getvalue())}", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
-        code = stop.code
+        raise
+    except CONFIG_ERRORS as error:
+        if _held is None or asked == "1":  # raised by the run itself, or a traceback asked for
+            raise
+        sys.stderr, _held = real, None
+        print(f"error: {config_error_line(error)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
     finally:
         release_stderr()
-    exit_now(code)
-
-
-def exit_now(code: Any) -> None:
-    """End the process as `sys.exit(code)` would, without the interpreter's teardown.
-
-    Once torch and Lightning are loaded, freeing their modules at exit takes 0.7–1.5 s and
-    does nothing a user needs. Everything that matters runs first: the atexit handlers run
-    (loggers), the log files and stdio are flushed. A process that still has other threads (a
-    joblib sweep's executor, which stops from the interpreter's own shutdown hooks) exits the
-    ordinary way: joining them here, before those hooks, waited forever.
-    """
-    if isinstance(code, str):  # sys.exit("message"): printed, status 1
-        print(code, file=sys.stderr)
-        code = 1
-    elif code is None:
-        code = 0
-    elif not isinstance(code, int):
-        code = 1
-    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to flush to
-            stream.flush()
-    os._exit(code)
+        if asked is None:
+            os.environ.pop(FULL_ERROR, None)
+        else:
+            os.environ[FULL_ERROR] = asked
 
 
 def release_stderr() -> None:
@@ -93,23 +81,40 @@ def release_stderr() -> None:
         real.write(buffer.getvalue())
 
 
+def config_error_line(error: BaseException) -> str:
+    """An error Hydra raised before the run, in one line: its message and, as Hydra prints it, the
+    OmegaConf error that caused it. A config that is not found is named with the options of its
+    group, from the exception's own fields (its message's later paragraphs are the same list and
+    the config search path)."""
+    if isinstance(error, MissingConfigException):
+        found = str(error).strip().split("\n\n")[0]
+        options = list(error.options or [])
+        group = os.path.dirname(error.missing_cfg_file or "")
+        if options:
+            found = one_line(found) + f"; Available options in '{group}': " + ", ".join(options)
+        return one_line(found)
+    text = str(error)
+    if isinstance(error.__cause__, OmegaConfBaseException):
+        text += "\n" + str(error.__cause__)
+    return one_line(text) or type(error).__name__
+
+
 def one_line(paragraph: str) -> str:
-    """Hydra's message in one line: its lines joined, a list of options kept as a list."""
-    paragraph = paragraph.split("Config search path:")[0]  # where Hydra looked: noise here
+    """A message's lines joined by "; "; the lines after one that ends with ":" (a list) are its
+    items, joined by ", ". Hydra's pointer to `HYDRA_FULL_ERROR` is left out."""
     lines = [
-        line.strip()
-        for line in paragraph.splitlines()
-        if line.strip() and "HYDRA_FULL_ERROR" not in line
+        line.strip() for line in paragraph.splitlines() if line.strip() and FULL_ERROR not in line
     ]
-    text, options = [], []
+    text: list[str] = []
+    items: list[str] | None = None
     for line in lines:
-        if paragraph.count("\t" + line) and not line.endswith(":"):
-            options.append(line)
-        else:
-            if options:
-                text[-1] += " " + ", ".join(options)
-                options = []
-            text.append(line)
-    if options:
-        text[-1] += " " + ", ".join(options)
+        if items is not None and not line.endswith(":"):
+            items.append(line)
+            continue
+        if items:
+            text[-1] += " " + ", ".join(items)
+        text.append(line)
+        items = [] if line.endswith(":") else None
+    if items:
+        text[-1] += " " + ", ".join(items)
     return re.sub(r"\s+", " ", "; ".join(text)) or "the command line could not be composed"

@@ -7,7 +7,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
+from torch.utils.tensorboard.writer import FileWriter
 
 HPARAM_GROUPS = ("model", "fit", "study", "data", "optimizer", "scheduler", "seed")
 
@@ -41,8 +43,19 @@ def log_hparams(
     copy of each metric at step 0, which Lightning's `log_hyperparams(params, metrics)` writes)."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, metrics):
-                writer.add_summary(summary)
+            write_session(logger.log_dir, params, metrics)
         else:
             logger.log_hyperparams(params)
+
+
+@rank_zero_only
+def write_session(log_dir: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """The session goes into an event file of its own in the run's directory: TensorBoard reads
+    every event file of a directory as one run, so the session's metrics are the run's scalars
+    of those names (torch's public `FileWriter`; a `SummaryWriter` has no `add_summary`)."""
+    writer = FileWriter(log_dir, filename_suffix=".hparams")
+    try:
+        for summary in hparams(params, metrics):
+            writer.add_summary(summary)
+    finally:
+        writer.close()
