@@ -138,11 +138,11 @@ CASES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "ruin probability": (
         ("experiment=gamblers_ruin", "study.p=1.5"),
-        "study.p=1.5 is invalid: expected a probability strictly between 0 and 1",
+        "study.p=1.5 is invalid: expected a number in (0, 1)",
     ),
     "ruin proposal": (
         ("experiment=gamblers_ruin", "study.q=1.0"),
-        "study.q=1.0 is invalid: expected a probability strictly between 0 and 1",
+        "study.q=1.0 is invalid: expected a number in (0, 1)",
     ),
     "unwritable output dir": (
         ("paths.log_dir=/proc/densitylab",),

@@ -11,6 +11,7 @@ from src.data.earthquake import EarthquakeTruth
 from src.errors import ConfigError
 from src.fits import cavi_updates as cavi
 from src.models import earthquake as eq
+from src.utils.constraints import make
 from src.utils.kmeans import kmeans_plus_plus
 
 PRIOR = eq.make_prior(3, [0.2, 0.3, 0.5], tau=0.5, nu=[0.5, -0.5], rho=4.0, alpha=2.0, beta=0.5)
@@ -315,16 +316,16 @@ def test_a_dead_component_keeps_a_finite_weight():
         ({"rho": -1.0}, "rho"),
         ({"alpha": 0}, "alpha"),
         ({"beta": float("nan")}, "beta"),
-        ({"weights_": [0.5, 0.6, -0.1]}, "weights"),
-        ({"weights_": [0.5, 0.5]}, "weights"),
+        ({"weights": [0.5, 0.6, -0.1]}, "weights"),
+        ({"weights": [0.5, 0.5]}, "weights"),
         ({"nu": [0.0]}, "nu"),
     ],
 )
 def test_bad_hyper_parameters_name_the_field(kwargs, key):
-    args = {"n_components": 3, "weights_": None, "tau": 1.0, "nu": [0.0, 0.0]}
+    args = {"n_components": 3, "weights": None, "tau": 1.0, "nu": [0.0, 0.0]}
     args |= {"rho": 1.0, "alpha": 1.0, "beta": 1.0} | kwargs
     with pytest.raises(ConfigError, match=rf"^{key}="):
-        eq.make_prior(**args)
+        make(eq.EarthquakeMixture, **args)
 
 
 @pytest.mark.gpu

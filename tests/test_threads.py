@@ -36,7 +36,8 @@ def test_sweep_workers_reads_joblib_n_jobs(n_jobs, expected):
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "all", None])
 def test_bad_threads_are_one_line_config_errors(value):
-    with pytest.raises(ConfigError, match=r"^threads=.* is invalid: expected 'auto' or an integer"):
+    expected = r"^threads=.* is invalid: expected auto or an integer >= 1$"
+    with pytest.raises(ConfigError, match=expected):
         check_threads(value)
 
 
@@ -102,8 +103,8 @@ def test_a_joblib_sweep_job_reads_its_workers(make_cfg):
 def test_the_default_profiler_costs_nothing_and_a_configured_one_is_kept(make_cfg):
     from pytorch_lightning.profilers import SimpleProfiler
 
-    from tests.conftest import fit_trainer
     from src.callbacks.lean import NoProfiler
+    from tests.conftest import fit_trainer
 
     assert isinstance(fit_trainer(make_cfg()).profiler, NoProfiler)
     assert isinstance(fit_trainer(make_cfg("+trainer.profiler=simple")).profiler, SimpleProfiler)

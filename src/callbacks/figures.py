@@ -6,11 +6,13 @@ pays for them only when a figure is due, after its first training steps.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer
 from src.utils.timing import timed
 
 
@@ -19,8 +21,10 @@ class FigureCallback(pl.Callback):
     last one and once at test. Never at epoch 0: a figure of the initial model says little and
     would hold up the first steps."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {"every_n_epochs": Integer(low=1)}
+
     def __init__(self, every_n_epochs: int = 50) -> None:
-        self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
+        self.every_n_epochs = every_n_epochs
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

@@ -11,15 +11,18 @@ The estimate is the mean of y = 1[win]·w over proposal paths.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from src.errors import ConfigError, UserError
-from src.utils.checks import positive_int
+from src.utils.constraints import Constraint, Integer, Real
 
 LOG_MAX = math.log(torch.finfo(torch.float64).max)
+PROBABILITY = Real(0, 1, low_open=True, high_open=True)  # of a step up: strictly in (0, 1)
 CHUNK = 2**14  # paths per chunk: 2^14 × 600 steps of float32 noise ≈ 40 MB
 
 
@@ -45,18 +48,29 @@ class Estimate:
 
 
 class GamblersRuin:
-    def __init__(
-        self, start: int = 100, goal: int = 200, p: float = 18 / 37, max_steps: int = 600
-    ) -> None:
-        self.start, self.goal = positive_int("start", start), positive_int("goal", goal)
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "start": Integer(low=1),
+        "goal": Integer(low=1),
+        "p": PROBABILITY,
+        "max_steps": Integer(low=1),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """A goal above the start, within reach in `max_steps` steps."""
+        start, goal, max_steps = settings["start"], settings["goal"], settings["max_steps"]
         if goal <= start:
             raise ConfigError("goal", goal, f"an integer > start ({start})")
-        self.p = check_probability("p", p)
-        self.max_steps = positive_int("max_steps", max_steps)
         if goal - start > max_steps:
             raise ConfigError(
                 "max_steps", max_steps, f"an integer >= goal − start ({goal - start})"
             )
+
+    def __init__(
+        self, start: int = 100, goal: int = 200, p: float = 18 / 37, max_steps: int = 600
+    ) -> None:
+        self.start, self.goal, self.max_steps = start, goal, max_steps
+        self.p = float(p)
 
     def exact(self) -> float:
         """P(win) by propagating the wealth distribution step by step (no sampling)."""
@@ -104,7 +118,8 @@ class GamblersRuin:
 
         A walk still going has −start < U − D < goal − start, so within T steps it takes at most
         (T + goal − start)/2 up-steps and (T + start)/2 down-steps."""
-        check_probability(key, q)
+        if not PROBABILITY.accepts(q):
+            raise ConfigError(key, q, PROBABILITY.describe())
         p, horizon = self.p, self.max_steps
         most_ups = min(horizon, (horizon + self.goal - self.start) // 2 + 1)
         most_downs = min(horizon, (horizon + self.start) // 2 + 1)
@@ -170,9 +185,3 @@ def second_moment_update(game: GamblersRuin, walks: Walks, log_w: Tensor, q: flo
         else:
             lo = a
     return (lo + hi) / 2
-
-
-def check_probability(key: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(key, value, "a probability strictly between 0 and 1")
-    return float(value)

@@ -5,22 +5,49 @@ They are `nn.Module`s holding their constants as buffers, so they follow the run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 from src.errors import ConfigError
-from src.utils.checks import finite_list, positive, positive_list
+from src.utils.constraints import Constraint, ListOf, Real
+
+POSITIVE = Real(low=0, low_open=True)
+
+
+class NonZero(Real):
+    """A finite number other than 0."""
+
+    def accepts(self, value: Any) -> bool:
+        return super().accepts(value) and value != 0
+
+    def _words(self, plural: bool) -> str:
+        return ("finite numbers" if plural else "a finite number") + " != 0"
 
 
 class GaussianTarget(nn.Module):
     """Diagonal Gaussian: a diagonal Gaussian q can match it exactly (ELBO = 0 at the optimum)."""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "mean": ListOf(Real()),
+        "std": ListOf(POSITIVE),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """One standard deviation per mean."""
+        mean, std = settings.get("mean"), settings.get("std")
+        if mean is not None and std is not None and len(std) != len(mean):
+            valid = f"a list of {len(mean)} finite numbers > 0, one per mean"
+            raise ConfigError("std", list(std), valid)
+
     def __init__(self, mean: list[float], std: list[float]) -> None:
         super().__init__()
-        mean = finite_list("mean", mean)
-        self.register_buffer("mean", torch.tensor(mean))
-        self.register_buffer("std", torch.tensor(positive_list("std", std, len(mean))))
+        self.register_buffer("mean", torch.tensor([float(m) for m in mean]))
+        self.register_buffer("std", torch.tensor([float(s) for s in std]))
 
     @property
     def dim(self) -> int:
@@ -37,13 +64,11 @@ class BananaTarget(nn.Module):
     """z₁ ~ N(0, a²), z₂ | z₁ ~ N(b(z₁² − a²), 1): a normalized, curved, non-Gaussian density."""
 
     dim = 2
+    constraints: ClassVar[dict[str, Constraint]] = {"a": POSITIVE, "b": NonZero()}
 
     def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
         super().__init__()
-        self.a = positive("a", a)
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or b == 0:
-            raise ConfigError("b", b, "a finite number != 0")
-        self.b = float(b)
+        self.a, self.b = float(a), float(b)
 
     def log_prob(self, z: Tensor) -> Tensor:
         z1, z2 = z[..., 0], z[..., 1]

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 class RunModule(pl.LightningModule):
     monitor: ClassVar[str | None] = None  # the metric best.ckpt follows (lower is better)
+    stops_itself: ClassVar[bool] = False  # a fit that ends on its own (max_iter, convergence)
 
     @staticmethod
     def accepts(model: nn.Module) -> str | None:

@@ -14,18 +14,21 @@ clusters and the μ/λ errors after matching fitted to true components.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from src.errors import ConfigError
 from src.fits import cavi_updates as cavi
 from src.fits.sufficient_stats import SufficientStatsFit
 from src.models.earthquake import EarthquakeMixture, data_constant, features
+from src.utils.constraints import Constraint, Flag
 from src.utils.kmeans import kmeans_plus_plus
 
 
 class CAVIFit(SufficientStatsFit):
     objective_name, objective_label = "train/elbo", "ELBO"
+    constraints: ClassVar[dict[str, Constraint]] = {"learn_weights": Flag(), "learn_tau": Flag()}
 
     def __init__(
         self,
@@ -35,9 +38,6 @@ class CAVIFit(SufficientStatsFit):
         **settings,
     ) -> None:
         super().__init__(model, **settings)
-        for key, value in (("learn_weights", learn_weights), ("learn_tau", learn_tau)):
-            if not isinstance(value, bool):
-                raise ConfigError(key, value, "true or false")
         self.learn_weights, self.learn_tau = learn_weights, learn_tau
         # each restart starts from the configured prior, whatever an earlier restart learned
         self._configured = getattr(model, "prior", None)

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from src.data.batches import Batch
 from src.fits.density_fit import DensityFit
-from src.utils.optim import check_optimizer
 
 
 class MLEFit(DensityFit):
@@ -28,7 +27,7 @@ class MLEFit(DensityFit):
         scheduler: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(model)
-        self.optimizer_factory = check_optimizer(optimizer, list(model.parameters()))
+        self.optimizer_factory = optimizer  # its settings are checked where it is built
         self.scheduler_factory = scheduler
         self._sums: dict[str, Any] = {}
 

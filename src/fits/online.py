@@ -30,27 +30,24 @@ the same batches (the order depends on (seed, epoch) only) and ends bit for bit 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from src.data.batches import Batch
-from src.errors import ConfigError
 from src.fits.sufficient_stats import SufficientStatsFit
-from src.utils.checks import finite
-
-
-def step_size_settings(kappa: Any, t0: Any) -> tuple[float, float]:
-    """Validated (κ, t₀): Σ ρ_t = ∞ needs κ ≤ 1, Σ ρ_t² < ∞ needs κ > 1/2, ρ_t ≤ 1 needs t₀ ≥ 0."""
-    if not isinstance(kappa, (int, float)) or isinstance(kappa, bool) or not 0.5 < kappa <= 1:
-        raise ConfigError("kappa", kappa, "a number in (0.5, 1] (step size ρ_t = (t + t0)^-kappa)")
-    if finite("t0", t0) < 0:
-        raise ConfigError("t0", t0, "a finite number >= 0")
-    return float(kappa), float(t0)
+from src.utils.constraints import Constraint, Real
 
 
 class OnlineFit(SufficientStatsFit):
+    # the step size ρ_t = (t + t₀)^(−κ): Σ ρ_t = ∞ needs κ ≤ 1, Σ ρ_t² < ∞ needs κ > 1/2,
+    # ρ_t ≤ 1 needs t₀ ≥ 0
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "kappa": Real(0.5, 1, low_open=True),
+        "t0": Real(low=0),
+    }
+
     def __init__(
         self,
         model: nn.Module,
@@ -65,7 +62,7 @@ class OnlineFit(SufficientStatsFit):
         super().__init__(
             model, n_init=n_init, tol=tol, max_iter=max_iter, precision=precision, seed=seed
         )
-        self.kappa, self.t0 = step_size_settings(kappa, t0)
+        self.kappa, self.t0 = float(kappa), float(t0)
         self.n_train = 0
         self._pass = (0.0, 0.0)  # Σ_b B_b · objective_b and Σ_b B_b over this pass
 

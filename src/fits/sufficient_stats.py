@@ -21,16 +21,15 @@ ELBO, per point). Everything else lives here:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from src.data.batches import Batch
-from src.errors import ConfigError
 from src.fits.density_fit import DensityFit
-from src.utils.checks import one_of, positive, positive_int
 from src.utils.closed_form_step import ClosedFormStep
+from src.utils.constraints import Constraint, Integer, OneOf, Real
 from src.utils.kmeans import subsample
 
 if TYPE_CHECKING:
@@ -41,9 +40,17 @@ INIT_POINTS = 100_000
 
 
 class SufficientStatsFit(DensityFit):
+    stops_itself = True  # at convergence or after max_iter updates per restart
     objective_name = "train/objective"  # logged after every update, per point
     objective_sign = 1.0  # -1 logs the negated objective (EM: train/nll = −log-likelihood)
     objective_label = "objective"  # in figures
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_init": Integer(low=1),
+        "tol": Real(low=0, low_open=True),
+        "max_iter": Integer(low=1),
+        "precision": OneOf(*DTYPES),
+        "seed": Integer(),
+    }
 
     def __init__(
         self,
@@ -56,14 +63,8 @@ class SufficientStatsFit(DensityFit):
     ) -> None:
         super().__init__(model)
         self.automatic_optimization = False
-        self.n_init, self.max_iter = (
-            positive_int("n_init", n_init),
-            positive_int("max_iter", max_iter),
-        )
-        self.tol = positive("tol", tol)
-        self.compute_dtype = DTYPES[one_of("precision", precision, tuple(DTYPES))]
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError("seed", seed, "an integer").at_top_level()
+        self.n_init, self.max_iter, self.tol = n_init, max_iter, float(tol)
+        self.compute_dtype = DTYPES[precision]
         self.seed = seed
         self.model.to(self.compute_dtype)
         self.state: dict[str, Any] = {

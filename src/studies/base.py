@@ -10,9 +10,13 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from src.errors import ConfigError
 from src.fits.base import RunModule
-from src.utils.checks import positive_int
+from src.utils.constraints import Integer, Nullable
+
+# a logging period in steps, or null (never)
+EVERY = Nullable(Integer(low=1))
+# a number of repeated estimates a variance (or a standard error) is computed from: two at least
+REPEATS = Integer(low=2)
 
 
 class SamplingStudy(RunModule):
@@ -26,15 +30,3 @@ class SamplingStudy(RunModule):
             values = {k: float(v) for k, v in metrics.items()}
             for logger in self.loggers:
                 logger.log_metrics(values, step=self.global_step)
-
-
-def check_every(key: str, value: int | None) -> int | None:
-    """A logging period: None (never) or an integer >= 1."""
-    return None if value is None else positive_int(key, value)
-
-
-def check_repeats(key: str, value: int) -> int:
-    """A number of repeated estimates a variance is computed from: at least 2."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ConfigError(key, value, "an integer >= 2 (a variance needs two estimates)")
-    return value

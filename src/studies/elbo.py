@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -20,19 +21,25 @@ from torch.distributions import Independent, Normal, kl_divergence
 from src.errors import ConfigError
 from src.estimators.elbo import GRADIENTS, elbo_surrogate
 from src.estimators.gradients import gradient_samples, gradient_variance
-from src.studies.base import (
-    SamplingStudy,
-    check_every,
-    check_repeats,
-)
-from src.utils.checks import finite_list, one_of, positive_int, positive_list
-from src.utils.optim import check_optimizer
+from src.studies.base import EVERY, REPEATS, SamplingStudy
+from src.utils.constraints import Constraint, Integer, ListOf, Nullable, OneOf, Real
 
 log = logging.getLogger(__name__)
 
 
 class ElboStudy(SamplingStudy):
     monitor = "val/neg_elbo"  # the metric best.ckpt follows
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "gradient": OneOf(*GRADIENTS),
+        "n_samples": Integer(low=1),
+        # as long as the target's dimension (checked with the target, once it is built)
+        "init_mean": Nullable(ListOf(Real())),
+        "init_std": Nullable(ListOf(Real(low=0, low_open=True))),
+        "n_eval": Integer(low=2),  # a standard error needs two
+        "log_every": EVERY,
+        "grad_var_every": EVERY,
+        "grad_var_repeats": REPEATS,
+    }
 
     def __init__(
         self,
@@ -50,19 +57,18 @@ class ElboStudy(SamplingStudy):
         super().__init__()
         self.target = target
         dim = target.dim
-        self.gradient = one_of("gradient", gradient, GRADIENTS)
-        self.n_samples = positive_int("n_samples", n_samples)
-        mean = finite_list("init_mean", init_mean or [0.0] * dim, dim)
-        std = positive_list("init_std", init_std or [1.0] * dim, dim)
+        for key, values in (("init_mean", init_mean), ("init_std", init_std)):
+            if values is not None and len(values) != dim:  # the built target's dimension
+                raise ConfigError(key, list(values), f"a list of {dim} numbers, one per dimension")
+        self.gradient, self.n_samples = gradient, n_samples
+        mean = [0.0] * dim if init_mean is None else [float(m) for m in init_mean]
+        std = [1.0] * dim if init_std is None else [float(s) for s in init_std]
         self.mean = nn.Parameter(torch.tensor(mean))
         self.log_std = nn.Parameter(torch.tensor([math.log(s) for s in std]))
-        if isinstance(n_eval, bool) or not isinstance(n_eval, int) or n_eval < 2:
-            raise ConfigError("n_eval", n_eval, "an integer >= 2 (a standard error needs two)")
         self.n_eval = n_eval
-        self.log_every = check_every("log_every", log_every)
-        self.grad_var_every = check_every("grad_var_every", grad_var_every)
-        self.repeats = check_repeats("grad_var_repeats", grad_var_repeats)
-        self.optimizer_factory = check_optimizer(optimizer, [])
+        self.log_every, self.grad_var_every = log_every, grad_var_every
+        self.repeats = grad_var_repeats
+        self.optimizer_factory = optimizer
 
     def params(self) -> dict[str, Tensor]:
         return {"mean": self.mean, "log_std": self.log_std}

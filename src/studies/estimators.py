@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -27,19 +28,33 @@ from src.estimators.gradients import (
     gradient_variance,
     surrogate,
 )
-from src.studies.base import (
-    SamplingStudy,
-    check_every,
-    check_repeats,
-)
-from src.utils.checks import finite, one_of, positive, positive_int
-from src.utils.optim import check_optimizer
+from src.studies.base import EVERY, REPEATS, SamplingStudy
+from src.utils.constraints import Constraint, Integer, OneOf, Real
 
 log = logging.getLogger(__name__)
 
 
 class EstimatorStudy(SamplingStudy):
     monitor = "val/objective_exact"  # the metric best.ckpt follows
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "estimator": OneOf(*ESTIMATORS),
+        "n_samples": Integer(low=1),
+        "baseline": OneOf(*BASELINES),
+        "baseline_decay": Real(0, 1, high_open=True),
+        "init_mu": Real(),
+        "init_sigma": Real(low=0, low_open=True),
+        "log_every": EVERY,
+        "grad_var_every": EVERY,
+        "grad_var_repeats": REPEATS,
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """A leave-one-out baseline is the mean of the other samples: there must be one."""
+        n = settings.get("n_samples")
+        leave_one_out = settings.get("baseline") == "leave_one_out"
+        if settings.get("estimator") == "score_baseline" and leave_one_out and n < 2:
+            raise ConfigError("n_samples", n, "an integer >= 2 for a leave-one-out baseline")
 
     def __init__(
         self,
@@ -55,22 +70,14 @@ class EstimatorStudy(SamplingStudy):
         grad_var_repeats: int = 32,
     ) -> None:
         super().__init__()
-        self.estimator = one_of("estimator", estimator, ESTIMATORS)
-        self.baseline = one_of("baseline", baseline, BASELINES)
-        self.n_samples = positive_int("n_samples", n_samples)
-        if estimator == "score_baseline" and baseline == "leave_one_out" and n_samples < 2:
-            raise ConfigError(
-                "n_samples", n_samples, "an integer >= 2 for a leave-one-out baseline"
-            )
-        if not 0 <= finite("baseline_decay", baseline_decay) < 1:
-            raise ConfigError("baseline_decay", baseline_decay, "a number in [0, 1)")
+        self.estimator, self.baseline = estimator, baseline
+        self.n_samples = n_samples
         self.decay = float(baseline_decay)
-        self.mu = nn.Parameter(torch.tensor(finite("init_mu", init_mu)))
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(positive("init_sigma", init_sigma))))
-        self.log_every = check_every("log_every", log_every)
-        self.grad_var_every = check_every("grad_var_every", grad_var_every)
-        self.repeats = check_repeats("grad_var_repeats", grad_var_repeats)
-        self.optimizer_factory = check_optimizer(optimizer, [])
+        self.mu = nn.Parameter(torch.tensor(float(init_mu)))
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(init_sigma)))
+        self.log_every, self.grad_var_every = log_every, grad_var_every
+        self.repeats = grad_var_repeats
+        self.optimizer_factory = optimizer
         # running mean of f over earlier steps (bias-corrected exponential average)
         self.register_buffer("f_average", torch.zeros(()))
         self.register_buffer("f_steps", torch.zeros(()))

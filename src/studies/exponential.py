@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,15 +23,24 @@ from torch import Tensor, nn
 
 from src.estimators.exponential import KINDS, gradient, loss, surrogate
 from src.estimators.gradients import gradient_samples
-from src.studies.base import SamplingStudy, check_every, check_repeats
-from src.utils.checks import positive, positive_int, positive_list
-from src.utils.optim import check_optimizer
+from src.studies.base import EVERY, REPEATS, SamplingStudy
+from src.utils.constraints import Constraint, Integer, ListOf, Real
+
+POSITIVE = Real(low=0, low_open=True)
 
 log = logging.getLogger(__name__)
 
 
 class ExponentialReparamStudy(SamplingStudy):
     monitor = "val/mean_gap"  # the metric best.ckpt follows
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "a": POSITIVE,  # a > 0: otherwise L decreases in λ forever, no optimum
+        "init_rate": POSITIVE,
+        "rates": ListOf(POSITIVE),
+        "n_samples": Integer(low=1),
+        "repeats": REPEATS,
+        "log_every": EVERY,
+    }
 
     def __init__(
         self,
@@ -43,14 +53,12 @@ class ExponentialReparamStudy(SamplingStudy):
         log_every: int | None = 20,
     ) -> None:
         super().__init__()
-        self.a = positive("a", a)  # a > 0: otherwise L decreases in λ forever, no optimum
-        self.rates = positive_list("rates", rates)
-        self.n_samples = positive_int("n_samples", n_samples)
-        start = math.log(positive("init_rate", init_rate))
-        self.log_rate = nn.Parameter(torch.full((len(KINDS),), start))
-        self.repeats = check_repeats("repeats", repeats)
-        self.log_every = check_every("log_every", log_every)
-        self.optimizer_factory = check_optimizer(optimizer, [])
+        self.a = float(a)
+        self.rates = [float(r) for r in rates]
+        self.n_samples = n_samples
+        self.log_rate = nn.Parameter(torch.full((len(KINDS),), math.log(init_rate)))
+        self.repeats, self.log_every = repeats, log_every
+        self.optimizer_factory = optimizer
         self.table: dict[str, dict[str, np.ndarray]] = {}  # estimator → statistic → per rate
 
     def exact_losses(self) -> Tensor:

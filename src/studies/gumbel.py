@@ -13,7 +13,8 @@ the end − min_k f_k).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,15 +31,34 @@ from src.estimators.categorical import (
     surrogate,
 )
 from src.estimators.gradients import gradient_samples
-from src.studies.base import SamplingStudy, check_every, check_repeats
-from src.utils.checks import finite, finite_list, positive, positive_int, positive_list
-from src.utils.optim import check_optimizer
+from src.studies.base import EVERY, REPEATS, SamplingStudy
+from src.utils.constraints import Constraint, Integer, ListOf, Nullable, Real
+
+POSITIVE = Real(low=0, low_open=True)
 
 log = logging.getLogger(__name__)
 
 
 class GumbelSoftmaxStudy(SamplingStudy):
     monitor = "val/mean_gap"  # the metric best.ckpt follows
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "c": ListOf(Real(), min_length=2),  # two categories at least
+        "t": Real(),
+        "temperatures": ListOf(POSITIVE),
+        "straight_through_temperature": POSITIVE,
+        "n_samples": Integer(low=2),  # score_baseline's leave-one-out mean needs another sample
+        "init_logits": Nullable(ListOf(Real())),
+        "repeats": REPEATS,
+        "log_every": EVERY,
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """One initial logit per category."""
+        c, init = settings.get("c"), settings.get("init_logits")
+        if init is not None and len(init) != len(c):
+            valid = f"a list of {len(c)} finite numbers, one per category in c"
+            raise ConfigError("init_logits", list(init), valid)
 
     def __init__(
         self,
@@ -53,23 +73,17 @@ class GumbelSoftmaxStudy(SamplingStudy):
         log_every: int | None = 20,
     ) -> None:
         super().__init__()
-        c = finite_list("c", c)
-        if len(c) < 2:
-            raise ConfigError("c", c, "at least two categories")
-        self.f = QuadraticReadout(c, finite("t", t))
+        c = [float(v) for v in c]
+        self.f = QuadraticReadout(c, float(t))
         self.f_values = self.f.vertex_values().float()
-        temps = positive_list("temperatures", temperatures)
-        st_tau = positive("straight_through_temperature", straight_through_temperature)
-        self.estimators = estimator_names(temps, st_tau)
-        self.n_samples = positive_int("n_samples", n_samples)
-        if self.n_samples < 2:  # score_baseline's leave-one-out mean needs another sample
-            raise ConfigError("n_samples", n_samples, "an integer >= 2")
-        init = finite_list("init_logits", init_logits or [0.0] * len(c), len(c))
+        temps = [float(tau) for tau in temperatures]
+        self.estimators = estimator_names(temps, float(straight_through_temperature))
+        self.n_samples = n_samples
+        init = [0.0] * len(c) if init_logits is None else [float(v) for v in init_logits]
         self.register_buffer("init", torch.tensor(init))
         self.logits = nn.Parameter(self.init.expand(len(self.estimators), -1).clone())
-        self.repeats = check_repeats("repeats", repeats)
-        self.log_every = check_every("log_every", log_every)
-        self.optimizer_factory = check_optimizer(optimizer, [])
+        self.repeats, self.log_every = repeats, log_every
+        self.optimizer_factory = optimizer
         self.curves: list[tuple[int, list[float]]] = []  # (step, exact loss per estimator)
         self.table: dict[str, dict[str, float]] = {}  # estimator → bias, bias_se, variance
 

@@ -10,24 +10,44 @@ walks, and scores both against the exact probability (dynamic programming, no sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor
 
-from src.errors import ConfigError
 from src.estimators.importance import (
+    PROBABILITY,
     GamblersRuin,
     cross_entropy_update,
     estimate,
     second_moment_update,
 )
-from src.studies.base import SamplingStudy, check_repeats
-from src.utils.checks import one_of
+from src.studies.base import REPEATS, SamplingStudy
 from src.utils.closed_form_step import ClosedFormStep
+from src.utils.constraints import Constraint, Integer, OneOf, declared
 
 TUNERS = ("none", "cem", "second_moment")
 
 
 class ImportanceStudy(SamplingStudy):
+    constraints: ClassVar[dict[str, Constraint]] = {
+        **declared(GamblersRuin),  # start, goal, p, max_steps
+        "q": PROBABILITY,
+        "n_paths": REPEATS,
+        "n_mc_paths": REPEATS,
+        "tune": OneOf(*TUNERS),
+        "tune_paths": REPEATS,
+        "seed": Integer(),
+    }
+
+    @classmethod
+    def check_together(cls, settings: Mapping[str, Any]) -> None:
+        """The game's own rules, then a proposal whose weights stay finite on every path."""
+        game = {k: settings[k] for k in ("start", "goal", "p", "max_steps")}
+        GamblersRuin.check_together(game)
+        GamblersRuin(**game).check_proposal("q", settings["q"])
+
     def __init__(
         self,
         start: int = 100,
@@ -44,15 +64,9 @@ class ImportanceStudy(SamplingStudy):
         super().__init__()
         self.automatic_optimization = False  # each tuning update is a `ClosedFormStep` of q
         self.game = GamblersRuin(start, goal, p, max_steps)
-        self.register_buffer(
-            "q", torch.tensor(self.game.check_proposal("q", q), dtype=torch.float64)
-        )
-        self.n_paths = check_repeats("n_paths", n_paths)
-        self.n_mc_paths = check_repeats("n_mc_paths", n_mc_paths)
-        self.tune = one_of("tune", tune, TUNERS)
-        self.tune_paths = check_repeats("tune_paths", tune_paths)
-        if not isinstance(seed, int):
-            raise ConfigError("seed", seed, "an integer")
+        self.register_buffer("q", torch.tensor(q, dtype=torch.float64))
+        self.n_paths, self.n_mc_paths = n_paths, n_mc_paths
+        self.tune, self.tune_paths = tune, tune_paths
         self.seed = seed
         self._generator: torch.Generator | None = None
 

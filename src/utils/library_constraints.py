@@ -11,6 +11,7 @@ such as the Trainer's callbacks) that raises a `ConfigError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,29 +45,6 @@ class Entry:
     together: Callable[[Mapping[str, Any]], None] | None = field(default=None)
 
 
-def _unbounded_run(settings: Mapping[str, Any]) -> None:
-    """`max_epochs=-1` trains forever unless something else stops it: `max_steps`, `max_time`,
-    `fast_dev_run`, a Timer with a duration or an EarlyStopping among the callbacks."""
-    if settings.get("max_epochs") != -1:
-        return
-    if settings.get("max_steps", -1) not in (-1, None) or settings.get("max_time") is not None:
-        return
-    if settings.get("fast_dev_run"):
-        return
-    callbacks = settings.get("callbacks") or []
-    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
-    for callback in callbacks:
-        name = type(callback).__name__
-        if name == "EarlyStopping" or (name == "Timer" and getattr(callback, "_duration", None)):
-            return
-    raise ConfigError(
-        "trainer.max_epochs",
-        -1,
-        "an integer >= 0, or -1 with a bound (trainer.max_steps, trainer.max_time, "
-        "callbacks.timer.duration or an EarlyStopping callback): as it is the run never ends",
-    ).at_top_level()
-
-
 def _sgd_nesterov(settings: Mapping[str, Any]) -> None:
     if settings.get("nesterov") and (
         not settings.get("momentum", 0) > 0 or settings.get("dampening", 0) != 0
@@ -74,6 +52,37 @@ def _sgd_nesterov(settings: Mapping[str, Any]) -> None:
         raise ConfigError(
             "nesterov", True, "false unless momentum > 0 and dampening = 0 (Nesterov momentum)"
         )
+
+
+def _optimizer_accepts(
+    target: str, rule: Callable[[Mapping[str, Any]], None] | None = None
+) -> Callable[[Mapping[str, Any]], None]:
+    """The rule across a torch optimizer's settings: `rule`, then torch's own argument checks on
+    a stand-in parameter. An optimizer node is built `_partial_`, so torch would see its settings
+    only at the first step: a setting it does not take (`+optimizer.weight_dcay=...`) or a
+    combination it refuses (`fused` with `foreach`) is named here instead."""
+
+    def together(settings: Mapping[str, Any]) -> None:
+        if rule is not None:
+            rule(settings)
+        import torch
+        from hydra.utils import get_object
+
+        klass = get_object(target)
+        try:
+            klass([torch.nn.Parameter(torch.zeros(1))], **settings)
+        except (TypeError, ValueError, RuntimeError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            named = [k for k in settings if re.search(rf"(?<![\w.]){re.escape(k)}(?!\w)", reason)]
+            if named:
+                key = max(named, key=len)
+                valid = f"what {klass.__name__} accepts ({reason})"
+                raise ConfigError(key, settings[key], valid) from None
+            raise ConfigError(
+                "_target_", target, f"an optimizer that takes these settings ({reason})"
+            ) from None
+
+    return together
 
 
 ADAM = {
@@ -146,8 +155,8 @@ LOGGER = {
 
 TABLE: dict[str, Entry] = {
     # torch optimizers
-    "torch.optim.Adam": Entry(ADAM),
-    "torch.optim.AdamW": Entry(ADAM),
+    "torch.optim.Adam": Entry(ADAM, _optimizer_accepts("torch.optim.Adam")),
+    "torch.optim.AdamW": Entry(ADAM, _optimizer_accepts("torch.optim.AdamW")),
     "torch.optim.SGD": Entry(
         {
             "lr": POSITIVE,
@@ -160,7 +169,7 @@ TABLE: dict[str, Entry] = {
             "differentiable": Flag(),
             "fused": Nullable(Flag()),
         },
-        _sgd_nesterov,
+        _optimizer_accepts("torch.optim.SGD", _sgd_nesterov),
     ),
     # torch schedulers
     "torch.optim.lr_scheduler.CosineAnnealingLR": Entry(
@@ -185,7 +194,7 @@ TABLE: dict[str, Entry] = {
         {"gamma": POSITIVE, "last_epoch": Integer(low=-1)}
     ),
     # Lightning
-    "pytorch_lightning.Trainer": Entry(TRAINER, _unbounded_run),
+    "pytorch_lightning.Trainer": Entry(TRAINER),
     "pytorch_lightning.loggers.TensorBoardLogger": Entry(
         {**LOGGER, "log_graph": Flag(), "default_hp_metric": Flag()}
     ),
@@ -231,8 +240,12 @@ TABLE: dict[str, Entry] = {
             "log_rank_zero_only": Flag(),
         }
     ),
+    # refresh_rate=0 hides the bar
     "pytorch_lightning.callbacks.RichProgressBar": Entry(
         {"refresh_rate": NON_NEGATIVE_INT, "leave": Flag()}
+    ),
+    "pytorch_lightning.callbacks.TQDMProgressBar": Entry(
+        {"refresh_rate": NON_NEGATIVE_INT, "process_position": NON_NEGATIVE_INT, "leave": Flag()}
     ),
     # Hydra's launchers and sweepers (checked by src/callbacks/sweep_settings_check.py)
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": Entry(

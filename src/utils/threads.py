@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from src.errors import ConfigError
+from src.utils.constraints import AnyOf, Integer, OneOf, check_declared
 
 # Points per step × parameters from which every core pays. Measured (benchmarks/threads.py,
 # 2 shared cores, load average 2–7 from other jobs): a step on 2 threads was slower than on one
@@ -21,6 +21,9 @@ from src.errors import ConfigError
 # 1.09x); the ratio falls with the work (RealNVP 23.8x at 3e8, 5.7x at 2.4e9, 1.8x at 9.7e9)
 # and would reach 1 near 1e11. Below that, one thread.
 WORK_THRESHOLD = 1e11
+
+# `threads`: torch threads per process, chosen by the policy below (auto) or given
+THREADS = AnyOf(OneOf("auto"), Integer(low=1))
 
 
 def available_cores() -> int:
@@ -31,10 +34,9 @@ def available_cores() -> int:
 
 
 def check_threads(value: Any) -> str | int:
-    """`threads`: 'auto' or an integer >= 1."""
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return value
-    raise ConfigError("threads", value, "'auto' or an integer >= 1 (torch threads per process)")
+    """The run's `threads` setting (a top-level one: no class declares it), as declared."""
+    check_declared({"threads": THREADS}, {"threads": value}, "")
+    return value
 
 
 def threads_for(work: float, cores: int, n_jobs: int = 1, world_size: int = 1) -> int:
