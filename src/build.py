@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ProgressBar, Timer
 from torch import nn
 
 from src.callbacks.last_checkpoint import LastCheckpoint
@@ -40,12 +40,12 @@ from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
 from src.utils.runs import (
     IDENTITY,
     RunIdentity,
+    checked_seed,
     read_checkpoint,
     run_dir_of,
     saved_config,
     saved_identity,
 )
-from src.utils.settings import check_settings
 from src.utils.threads import available_cores, check_threads, sweep_workers
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,13 @@ def assemble(cfg: DictConfig, identity: RunIdentity, stage: Stage = "fit") -> Ru
     """Build the run `cfg` describes. `fit`: the trainer with the run's callbacks and loggers;
     `test`: the run's trainer settings without them (src.eval); `load`: no trainer. With
     `cfg.ckpt_path` the module holds that checkpoint's weights (refused if of another model)."""
-    check_seed(cfg.get("seed"))
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(checked_seed(cfg.get("seed")), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     trainer = None
     if stage == "fit":
+        trainer = build_trainer(cfg, identity, module)  # every setting checked: then the disk
         writable(Path(cfg.paths.output_dir) / "checkpoints")
-        trainer = build_trainer(cfg, identity, module)
     elif stage == "test":
         trainer = build_test_trainer(cfg)
     if cfg.get("ckpt_path"):
@@ -107,11 +106,6 @@ def load_run(path: str | Path) -> tuple[nn.Module, DictConfig]:
     if run.model is None:
         raise UserError(f"{path} is a study run: it has no density model to load")
     return run.model, run.cfg
-
-
-def check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError("seed", seed, "an integer in [0, 2³²)")
 
 
 def writable(directory: Path) -> None:
@@ -301,17 +295,39 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     ]
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
     lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     if not cfg.trainer.get("plugins"):
         lean["plugins"] = [LocalCheckpointIO()]
+    check_bounded(cfg.trainer, callbacks, module)
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **lean)
     return trainer
 
 
+def check_bounded(trainer_cfg: DictConfig, callbacks: list, module: RunModule) -> None:
+    """`trainer.max_epochs=-1` trains forever unless something else ends it: `max_steps`,
+    `max_time`, `fast_dev_run`, a Timer with a duration, an EarlyStopping, or a fit that stops
+    by itself (EM, CAVI)."""
+    if trainer_cfg.get("max_epochs") != -1 or module.stops_itself:
+        return
+    if trainer_cfg.get("max_steps", -1) not in (-1, None) or trainer_cfg.get("max_time"):
+        return
+    if trainer_cfg.get("fast_dev_run"):
+        return
+    if any(
+        isinstance(c, EarlyStopping) or (isinstance(c, Timer) and c.time_remaining() is not None)
+        for c in callbacks
+    ):
+        return
+    raise ConfigError(
+        "trainer.max_epochs",
+        -1,
+        "an integer >= 0, or -1 with a bound (trainer.max_steps, trainer.max_time, "
+        "callbacks.timer.duration or an EarlyStopping callback): as it is the run never ends",
+    )
+
+
 def build_test_trainer(cfg: DictConfig) -> pl.Trainer:
     """The run's own trainer settings (accelerator, devices, precision, strategy), to test."""
-    check_settings(cfg.trainer, pl.Trainer.__init__, "trainer")
     quiet = {"enable_checkpointing": False, "enable_progress_bar": False}
     return build(cfg.trainer, "trainer", callbacks=[], logger=False, **quiet)
 

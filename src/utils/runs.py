@@ -48,6 +48,13 @@ COMMAND_ONLY = ("resume", "ckpt_path", "paths", "hydra")
 RESUME_WHY = "it would change what the run fits (start a new run for other settings)"
 
 
+def checked_seed(seed: Any) -> int:
+    """The run's seed, which seeds torch, numpy and every data split: a 32-bit unsigned int."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError("seed", seed, "an integer in [0, 2³²)")
+    return seed
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     """What a run is: the option of each config group, its seed and its command-line settings."""
@@ -61,7 +68,10 @@ class RunIdentity:
     def of_command(cls, cfg: DictConfig) -> RunIdentity:
         """The identity of a new run, as this command line composed it."""
         return cls(
-            choices(cfg), int(cfg.seed), as_settings(command_overrides(cfg)), in_multirun(cfg)
+            choices(cfg),
+            checked_seed(cfg.get("seed")),
+            as_settings(command_overrides(cfg)),
+            in_multirun(cfg),
         )
 
     @classmethod
