@@ -220,6 +220,20 @@ def test_optuna_study_survives_a_failed_trial_and_resumes(in_process, tmp_path):
     assert rows[0]["optimizer.lr"] != rows[1]["optimizer.lr"]
 
 
+def test_a_trial_without_its_optimized_metric_fails_in_one_line(in_process, tmp_path):
+    """Before, Optuna got None back and the study ended in a traceback."""
+    args = ["hparams_search=flow1d_optuna", "hydra.sweeper.n_trials=1", *TINY]
+    code, stderr = in_process(*args, "optimized_metric=val/missing")
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 2 and errors[1] == "error: 1 of 1 jobs failed"
+    assert "optimized_metric=val/missing was not logged; the run logged " in errors[0]
+    assert "val/nll" in errors[0].rpartition("logged")[2]
+    ((_, state, value),) = optuna_trials(
+        only("out/debug/optuna/flow1d_seed003", tmp_path) / "optuna.db"
+    )
+    assert state == "COMPLETE" and value > 1e300  # the worst value: the study goes on
+
+
 @pytest.mark.slow
 def test_fail_fast_stops_at_the_first_failed_job(tmp_path):
     ran = sweep("-m", "model.n_components=0,3", "fail_fast=true", *TINY, cwd=tmp_path)

@@ -31,13 +31,24 @@ def run_sweep_job(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfi
         with single_run_argv():
             metrics = task(cfg)
     except Exception as error:
-        mark_failed(hydra_cfg.runtime.output_dir, error)
-        log.error("job failed: %s", error, exc_info=not isinstance(error, UserError))
-        overrides = " ".join(hydra_cfg.overrides.task)
-        print(f"error: job {hydra_cfg.job.num} ({overrides}): {first_line(error)}", file=sys.stderr)
-        return _worst(hydra_cfg)
-    value = metrics.get(cfg.get("optimized_metric"))
+        return _failed(hydra_cfg, error)
+    name = cfg.get("optimized_metric")
+    if name is not None and name not in metrics:  # a sweeper cannot rank this trial
+        logged = ", ".join(k for k in sorted(metrics) if "/" in k)
+        return _failed(
+            hydra_cfg, UserError(f"optimized_metric={name} was not logged; the run logged {logged}")
+        )
+    value = metrics.get(name)
     return value if not isinstance(value, float) or math.isfinite(value) else _worst(hydra_cfg)
+
+
+def _failed(hydra_cfg: DictConfig, error: Exception) -> float:
+    """Record the failed job, print its one line, and give the sweeper the worst value."""
+    mark_failed(hydra_cfg.runtime.output_dir, error)
+    log.error("job failed: %s", error, exc_info=not isinstance(error, UserError))
+    overrides = " ".join(hydra_cfg.overrides.task)
+    print(f"error: job {hydra_cfg.job.num} ({overrides}): {first_line(error)}", file=sys.stderr)
+    return _worst(hydra_cfg)
 
 
 def _worst(hydra_cfg: DictConfig) -> float:
