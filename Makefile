@@ -40,9 +40,9 @@ bench: $(STAMP)  ## time the project against its anchors (benchmarks/)
 
 STUDY := outputs/toy2d_study/multiruns
 
-study: $(STAMP)  ## the 2-D toy study (gmm by EM, realnvp, nsf × 9 toys × 3 seeds), its table into the README
+study: $(STAMP)  ## the 2-D toy study (gmm by EM, realnvp, nsf × 9 toys × 3 seeds), its table into docs/results.md
 	$(BIN)/python -m src.train experiment=toy2d_study
-	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme README.md
+	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme docs/results.md
 
 clean:  ## remove outputs, caches and the virtual environment
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -2,7 +2,7 @@
 
 The run is rebuilt from its own saved config by the one assembly (src/build.py), so the test
 metrics are those of the run's own test split; only where it runs may change (accelerator,
-devices, precision, threads). To score other data, give that data to `src.score`.
+devices, precision, threads); any other override is refused in one line.
 """
 
 from __future__ import annotations
