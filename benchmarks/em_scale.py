@@ -7,8 +7,9 @@ K = 8, D = 2, full covariances, float64.
    (`python -m src.train model=gmm fit=em data=mog2d data.n_train=N data.batch_size=B`):
    the child's peak resident memory and seconds per EM step (fit_seconds / steps). scikit-learn
    would hold N×K responsibilities and log-densities, several N×K arrays of doubles.
-2. N = `--n` in one process, from the same start: seconds per EM step of our E+M step over the
-   whole array (full batch) and over batches of N/10 (mini-batch: the same sums, in parts)
+2. N = `--n` in one process, from the same start (`EMFit`'s restart 0): seconds per EM step of
+   `EMFit.batch_statistics` + `update`, summed as `training_step` sums them, over the whole
+   array (full batch) and over batches of N/10 (mini-batch: the same sums, in parts)
    against scikit-learn's `GaussianMixture` (time per iteration = (T(m) − T(1)) / (m − 1)), each
    the best of three; the final log-likelihoods agree.
 3. The arithmetic floor of one EM step: per point and component the E-step takes 2P flops for
@@ -35,8 +36,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from src.data.truths_2d import gaussian_mixture
+from src.fits.em import EMFit
 from src.models.gmm import GaussianMixture
-from src.models.gmm_ops import em_statistics, from_statistics
 
 K, D, REG, STEPS = 8, 2, 1e-6, 8
 P = 1 + D + D * (D + 1) // 2
@@ -66,31 +67,29 @@ def large_run(n: int, batch: int) -> None:
     )
 
 
-def em_step(gmm: GaussianMixture, x: torch.Tensor, shift: torch.Tensor, batch: int) -> float:
-    """One E+M step from statistics summed over batches (what `fit=em` does per epoch)."""
-    log_weights = torch.log_softmax(gmm.logits, -1)
-    total, sums = 0.0, None
+@torch.no_grad()
+def em_update(fit: EMFit, x: torch.Tensor, batch: int) -> None:
+    """One EM update as `fit=em` runs an epoch (`EMFit.training_step`): each batch's statistics
+    in float64 with its count n, summed, then `update`."""
+    sums = None
     for part in x.split(batch):
-        ll, stats = em_statistics(part, log_weights, gmm.loc, gmm.scale_tril(), shift)
-        total += float(ll)
-        sums = stats if sums is None else tuple(a + b for a, b in zip(sums, stats))
-    gmm.set_parameters(*from_statistics(*sums, shift, gmm.reg_covar, gmm.diagonal))
-    return total / len(x)
+        stats = fit.batch_statistics(part.to(fit.compute_dtype))
+        stats = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in stats.items()}
+        stats["n"] = torch.tensor(float(len(part)), dtype=torch.float64)
+        sums = stats if sums is None else {k: sums[k] + v for k, v in stats.items()}
+    fit.update({k: v.to(fit.compute_dtype) for k, v in sums.items()})
 
 
-def ours(x: torch.Tensor, start: dict, batch: int) -> tuple[float, float]:
-    gmm = GaussianMixture(K, D, reg_covar=REG).double()
-    shift = x.mean(0)
+def ours(fit: EMFit, x: torch.Tensor, start: dict, batch: int) -> tuple[float, float]:
     times = []
     for _ in range(3):
-        gmm.load_state_dict(start)
+        fit.model.load_state_dict(start)
         begin = time.perf_counter()
-        with torch.no_grad():
-            for _ in range(STEPS):
-                em_step(gmm, x, shift, batch)
+        for _ in range(STEPS):
+            em_update(fit, x, batch)
         times.append((time.perf_counter() - begin) / STEPS)
     with torch.no_grad():
-        return min(times), float(gmm.log_prob(x).mean())
+        return min(times), float(fit.model.log_prob(x.to(fit.compute_dtype)).mean())
 
 
 def sklearn_per_iteration(x: np.ndarray, init: dict) -> tuple[float, float]:
@@ -139,8 +138,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     x = gaussian_mixture(K, D).sample((args.n,))
-    gmm = GaussianMixture(K, D, reg_covar=REG).double()
-    gmm.init_from_data(x[:100_000], torch.Generator().manual_seed(0))
+    fit = EMFit(GaussianMixture(K, D, reg_covar=REG), seed=0)
+    fit.prepare(x, resuming=False)  # restart 0's initialisation, as `fit=em` starts
+    gmm = fit.model
     start = {k: v.clone() for k, v in gmm.state_dict().items()}
     with torch.no_grad():
         init = {
@@ -148,9 +148,9 @@ def main() -> None:
             "means_init": gmm.loc.numpy().copy(),
             "precisions_init": np.linalg.inv(gmm.covariance().numpy()),
         }
-    full, ll_full = ours(x, start, len(x))
-    mini, ll_mini = ours(x, start, len(x) // 10)
-    sk, ll_sk = sklearn_per_iteration(x.numpy(), init)
+    full, ll_full = ours(fit, x, start, len(x))
+    mini, ll_mini = ours(fit, x, start, len(x) // 10)
+    sk, ll_sk = sklearn_per_iteration(x.double().numpy(), init)
     floor = floor_seconds(args.n)
     print(f"N = {args.n:,}, {STEPS} EM steps from the same start, seconds per step:")
     print("| path | ms per step | / scikit-learn | / full batch | / floor | mean LL − sklearn |")

@@ -1,9 +1,10 @@
 """How many torch threads pay: one training step (or EM step) per model × batch size × threads.
 
 For each model and batch it times a step (forward, backward, Adam; for `gmm-em` one full EM
-step) on 1 thread and on every core, median of several blocks, and prints the work
-(points per step × parameters) and the ratio t(all cores) / t(1 thread). The thread rule in
-src/utils/threads.py (`WORK_THRESHOLD`) is the work above which the ratio is below 1.
+step through `EMFit`, as `fit=em` runs it) on 1 thread and on every core, median of several
+blocks, and prints the work (points per step × parameters) and the ratio t(all cores) /
+t(1 thread). The thread rule in src/utils/threads.py (`WORK_THRESHOLD`) is the work above which
+the ratio is below 1.
 With `--busy` a `python -c "while True: pass"` process keeps one core busy meanwhile, as
 another user's job would.
 
@@ -25,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.fits.em import EMFit
 from src.models.dmol import DiscretizedLogisticMixture
 from src.models.flow1d import MixtureCDFFlow1d
 from src.models.gmm import GaussianMixture
@@ -52,15 +54,26 @@ def models() -> dict[str, tuple[Callable[[], torch.nn.Module], Callable[[int], t
     }
 
 
+@torch.no_grad()
+def em_update(fit: EMFit, x: torch.Tensor) -> None:
+    """One EM update on x as one full batch, as `EMFit.training_step` runs it (`fit=em`): the
+    batch's statistics in float64 with its count n, then `update`."""
+    stats = fit.batch_statistics(x.to(fit.compute_dtype))
+    stats = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in stats.items()}
+    stats["n"] = torch.tensor(float(len(x)), dtype=torch.float64)
+    fit.update({k: v.to(fit.compute_dtype) for k, v in stats.items()})
+
+
 def step_time(make, sample, batch: int, threads: int, budget: float) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model, x = make(), sample(batch)
     if isinstance(model, GaussianMixture) and x.dtype == torch.float64:
-        model.init_from_data(x[:4096], torch.Generator().manual_seed(0))
+        fit = EMFit(model, seed=0)
+        fit.prepare(x, resuming=False)  # restart 0's initialisation, as `fit=em` starts
 
         def step() -> None:
-            model.em_step(x)
+            em_update(fit, x)
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 

@@ -14,6 +14,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from src.build import build_datamodule
 from src.data.truths_2d import gaussian_mixture
 from src.errors import ConfigError, UserError
+from src.fits.em import EMFit
 from src.models.gmm import GaussianMixture
 from src.train import train
 from tests.conftest import bare_trainer, run_module
@@ -24,13 +25,31 @@ def _ring_data(n=3000, seed=0) -> torch.Tensor:
     return gaussian_mixture(n_components=5, radius=3.0, std=0.8).sample((n,))
 
 
+def _em_fit(gmm: GaussianMixture, x: torch.Tensor, seed: int) -> EMFit:
+    """`fit=em` on x at restart 0's start, `gmm.init_from_data(x, Generator().manual_seed(seed))`
+    (x, under INIT_POINTS rows, is its own initialisation subsample and sets the shift)."""
+    fit = EMFit(gmm, seed=seed)
+    fit.prepare(x, resuming=False)
+    return fit
+
+
+@torch.no_grad()
+def _em_update(fit: EMFit, x: torch.Tensor) -> torch.Tensor:
+    """One EM update on x as one full batch, as `training_step` runs it: the batch's statistics
+    in float64 with its count n, then `update`; returns the mean log-likelihood before it."""
+    stats = fit.batch_statistics(x.to(fit.compute_dtype))
+    stats = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in stats.items()}
+    stats["n"] = torch.tensor(float(len(x)), dtype=torch.float64)
+    return fit.update({k: v.to(fit.compute_dtype) for k, v in stats.items()})
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 @pytest.mark.parametrize("init", ["kmeans++", "random_from_data"])
 def test_log_likelihood_never_decreases(covariance_type, init):
     x = _ring_data()
     gmm = GaussianMixture(5, 2, covariance_type, init=init).double()
-    gmm.init_from_data(x, torch.Generator().manual_seed(1))
-    lls = torch.stack([gmm.em_step(x) for _ in range(60)])
+    fit = _em_fit(gmm, x, seed=1)
+    lls = torch.stack([_em_update(fit, x) for _ in range(60)])
     assert (lls.diff() >= -1e-12).all()
     assert lls[-1] > lls[0] + 0.01  # it actually moved
 
@@ -38,7 +57,7 @@ def test_log_likelihood_never_decreases(covariance_type, init):
 def test_em_matches_sklearn_from_the_same_start():
     x = _ring_data(4000, seed=5)
     gmm = GaussianMixture(5, 2, "full", reg_covar=1e-6).double()
-    gmm.init_from_data(x, torch.Generator().manual_seed(2))
+    fit = _em_fit(gmm, x, seed=2)
     with torch.no_grad():
         weights, means, cov = gmm.logits.softmax(-1), gmm.loc.clone(), gmm.covariance()
     sk = SkGaussianMixture(
@@ -53,7 +72,7 @@ def test_em_matches_sklearn_from_the_same_start():
     ).fit(x.numpy())
     previous = None
     for _ in range(2000):
-        ll = float(gmm.em_step(x))
+        ll = float(_em_update(fit, x))
         if previous is not None and abs(ll - previous) < 1e-12:
             break
         previous = ll
@@ -169,8 +188,8 @@ def test_chunked_statistics_equal_one_pass(monkeypatch):
     for chunk in (10**6, 700):  # one block, then five blocks (the last one short)
         monkeypatch.setattr(gmm_ops, "CHUNK", chunk)
         gmm = GaussianMixture(5, 2).double()
-        gmm.init_from_data(x, torch.Generator().manual_seed(3))
-        lls = torch.stack([gmm.em_step(x) for _ in range(3)])
+        fit = _em_fit(gmm, x, seed=3)
+        lls = torch.stack([_em_update(fit, x) for _ in range(3)])
         results.append((lls, gmm.state_dict()))
     torch.testing.assert_close(results[0][0], results[1][0])
     for key, value in results[0][1].items():

@@ -4,9 +4,9 @@ Unconstrained parameters, so any optimizer can fit it by maximum likelihood: wei
 π = softmax(logits) (the simplex constraint), and each covariance through its Cholesky factor
 L_k, whose diagonal is sqrt(reg_covar) + exp(raw) (`full`: free strict lower triangle too;
 `diag`: diagonal only). That floor bounds det Σ_k ≥ reg_covar^D, so no component can collapse
-onto a point and send the likelihood to infinity. EM (`em_step`) uses the same arithmetic
-(`src.models.gmm_ops`) and adds reg_covar to Σ_k's diagonal as scikit-learn does, which keeps
-the factor's diagonal above the same floor.
+onto a point and send the likelihood to infinity. EM (`fit=em`, src/fits/em.py) uses the same
+arithmetic (`src.models.gmm_ops`) and adds reg_covar to Σ_k's diagonal as scikit-learn does,
+which keeps the factor's diagonal above the same floor.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 
 from src.errors import ConfigError
 from src.models.gmm_grad import MixtureLogLikelihood
-from src.models.gmm_ops import (
-    e_step,
-    em_statistics,
-    from_statistics,
-    hard_assignment,
-    m_step,
-)
+from src.models.gmm_ops import e_step, hard_assignment, m_step
 from src.utils.constraints import Constraint, Flag, Integer, OneOf, Real
 from src.utils.kmeans import kmeans_plus_plus
 
@@ -105,15 +99,6 @@ class GaussianMixture(nn.Module):
         excess = scale_tril.diagonal(dim1=-2, dim2=-1) - math.sqrt(self.reg_covar)
         self.raw_diag.copy_(excess.clamp_min(torch.finfo(excess.dtype).tiny).log())
         self.raw_lower.copy_(scale_tril.tril(-1))
-
-    @torch.no_grad()
-    def em_step(self, x: Tensor) -> Tensor:
-        """One EM update on the full data; returns the mean log-likelihood *before* it."""
-        log_weights = torch.log_softmax(self.logits, -1)
-        shift = x.mean(0)
-        total, stats = em_statistics(x, log_weights, self.loc, self.scale_tril(), shift)
-        self.set_parameters(*from_statistics(*stats, shift, self.reg_covar, self.diagonal))
-        return total / len(x)
 
     @torch.no_grad()
     def init_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> None:
