@@ -70,7 +70,8 @@ def test_help_and_config_answer_fast(tmp_path):
         ("model.n_components=0", "model.n_components=0 is invalid: expected an integer >= 1"),
         (
             "data.truth.stds=[0.5,-0.3,0.8]",
-            "data.truth.stds=[0.5, -0.3, 0.8] is invalid: expected a non-empty list of finite numbers > 0",
+            "data.truth.stds=[0.5, -0.3, 0.8] is invalid: "
+            "expected a non-empty list of finite numbers > 0",
         ),
         ("optimizer.lr=0", "optimizer.lr=0 is invalid: expected a finite number > 0"),
     ],
