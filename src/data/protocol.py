@@ -20,6 +20,7 @@ class DataSource(Protocol):
     truth: Distribution | None  # the distribution the splits were drawn from; None for real data
     dim: int | None  # the events' dimension D, which a model's `dim: null` takes
     n_bins: int | None  # the number of values of discrete data, which a model's `d: null` takes
+    column_names: list[str] | None  # a file's column names (data=table), for axes and outputs
     batch_size: int | None  # None: full batch
     eval_batch_size: int
 

@@ -28,6 +28,7 @@ class TensorDataModule(pl.LightningDataModule):
 
     dim: int | None = None
     n_bins: int | None = None
+    column_names: list[str] | None = None
     standardization: tuple[Tensor, Tensor] | None = None
 
     constraints: ClassVar[dict[str, Constraint]] = {
