@@ -110,7 +110,7 @@ class TableDataModule(TensorDataModule):
         self.n_bins = n_bins
         self.splits = _split(x, (val_fraction, test_fraction), seed, file)
         names, skipped = table.names, table.skipped
-        self.column_names = names
+        self.column_names = table.headers
         del x, table  # the splits hold every row: free the file's copy before the statistics
         self.shift: Tensor | None = None
         self.scale: Tensor | None = None

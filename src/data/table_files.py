@@ -49,6 +49,7 @@ class Table:
     names: list[str]  # the chosen columns as messages name them: "column 'x'" or "column 2"
     skipped: list[str]  # columns left out because they are not numeric
     cell: Cell  # (row, chosen column) → ("<file>, line 7, column 'x'", the cell's text)
+    headers: list[str]  # the chosen columns' own names: the header's, else "0", "1", … (index)
 
     def refuse(self, bad: np.ndarray, j: int, problem: str, expected: str) -> None:
         """The first row where `bad` [N] holds, as one line naming its file line and column j:
@@ -234,7 +235,8 @@ def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type])
     skipped = (
         [] if columns is not None else [_label(names, j) for j, ok in enumerate(numeric) if not ok]
     )
-    return Table(values, [_label(names, j) for j in chosen], skipped, cell)
+    headers = [names[j] if names else str(j) for j in chosen]
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers)
 
 
 def _lines(file: Path):
@@ -483,7 +485,7 @@ def _read_numpy(file: Path, key: str | None, columns: Any, dtypes: Sequence[type
     def cell(row: int, j: int) -> tuple[str, str]:
         return f"{source}, row {row}, column {chosen[j]}", str(array[row, chosen[j]])
 
-    return Table(values, [f"column {j}" for j in chosen], [], cell)
+    return Table(values, [f"column {j}" for j in chosen], [], cell, [str(j) for j in chosen])
 
 
 # ---- Parquet -------------------------------------------------------------------------------
@@ -528,4 +530,5 @@ def _read_parquet(file: Path, columns: Any, dtypes: Sequence[type]) -> Table:
         if columns is not None
         else [_label(names, j) for j, k in enumerate(kinds) if k not in "biuf"]
     )
-    return Table(values, [_label(names, j) for j in chosen], skipped, cell)
+    headers = [names[j] for j in chosen]
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers)
