@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 # higher imports lower, never the reverse; one package per rank unless they never meet
 LAYERS = [
-    ("train", "eval", "compare", "__init__"),  # entry points
+    ("train", "eval", "score", "sample", "compare", "__init__"),  # entry points
     ("build",),  # the one assembly
     ("callbacks",),
     ("studies",),
