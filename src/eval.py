@@ -17,15 +17,6 @@ from src.utils.resolvers import register_resolvers
 
 register_resolvers()
 
-WHERE_IT_RUNS = (
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "trainer.precision",
-    "trainer.strategy",
-    "threads",
-)
-
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint's weights on the run's test split; writes and returns the metrics,
@@ -36,6 +27,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from src.utils.metrics import as_floats, print_metrics, write_metrics
     from src.utils.runs import (
         RANDOM_STATE,
+        WHERE_IT_RUNS,
         changed_settings,
         git_commit,
         read_checkpoint,

@@ -98,6 +98,14 @@ ADAM = {
     "fused": Nullable(Flag()),
 }
 
+SUBMITIT = {  # what submitit's local and SLURM launchers share
+    "timeout_min": COUNT,
+    "cpus_per_task": Nullable(COUNT),
+    "gpus_per_node": Nullable(NON_NEGATIVE_INT),
+    "tasks_per_node": COUNT,
+    "mem_gb": Nullable(COUNT),
+    "nodes": COUNT,
+}
 PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "16-true", "16-mixed", "bf16-true")
 PRECISIONS += (
     "bf16-mixed",
@@ -276,13 +284,8 @@ TABLE: dict[str, Entry] = {
         }
     ),
     "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher": Entry(
-        {
-            "timeout_min": COUNT,
-            "cpus_per_task": Nullable(COUNT),
-            "gpus_per_node": Nullable(NON_NEGATIVE_INT),
-            "tasks_per_node": COUNT,
-            "mem_gb": Nullable(COUNT),
-            "nodes": COUNT,
+        SUBMITIT
+        | {
             "partition": Nullable(Text(nonempty=True)),
             "qos": Nullable(Text(nonempty=True)),
             "account": Nullable(Text(nonempty=True)),
@@ -294,16 +297,7 @@ TABLE: dict[str, Entry] = {
             "setup": Nullable(ListOf(Text(), min_length=0)),
         }
     ),
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher": Entry(
-        {
-            "timeout_min": COUNT,
-            "cpus_per_task": Nullable(COUNT),
-            "gpus_per_node": Nullable(NON_NEGATIVE_INT),
-            "tasks_per_node": COUNT,
-            "mem_gb": Nullable(COUNT),
-            "nodes": COUNT,
-        }
-    ),
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher": Entry(SUBMITIT),
 }
 
 

@@ -34,8 +34,7 @@ RANDOM_STATE = "densitylab_torch_rng"  # torch's global generator, where the che
 # What a resume may change: the budget and where it runs. Anything else (model, data, fit,
 # optimizer, seed, callbacks, ...) would make the continued run something it was not.
 BUDGET = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")
-RESUMABLE = (
-    *BUDGET,
+WHERE_IT_RUNS = (
     "trainer.accelerator",
     "trainer.devices",
     "trainer.num_nodes",
@@ -43,6 +42,7 @@ RESUMABLE = (
     "trainer.strategy",
     "threads",
 )
+RESUMABLE = (*BUDGET, *WHERE_IT_RUNS)
 # Settings of the command itself, never of the run: where this command writes, Hydra's own.
 COMMAND_ONLY = ("resume", "ckpt_path", "paths", "hydra")
 RESUME_WHY = "it would change what the run fits (start a new run for other settings)"
