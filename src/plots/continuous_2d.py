@@ -1,6 +1,5 @@
-"""2-D continuous data: the model's density next to the truth's, samples over data, ellipses.
-
-Data of any dimension D ≥ 2 are drawn in their first two coordinates; densities need D = 2.
+"""Continuous data on ℝ^D: in 2-D the model's density next to the truth's, samples over data,
+ellipses; for D > 2 a corner figure of every 1-D and 2-D marginal (src/plots/corner.py).
 """
 
 from __future__ import annotations
@@ -9,8 +8,11 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
+
+from src.plots.corner import DATA_COLOR, SAMPLE_COLOR, column_labels, corner, marker_size
 
 GRID = 200
 
@@ -55,45 +57,65 @@ def _ellipses(ax, model) -> None:
 
 
 @torch.no_grad()
-def fit(model, datamodule) -> dict[str, Figure]:
-    """Model density | truth density (if known) | training data, with GMM ellipses."""
+def fit(model, datamodule, n: int = 5000) -> dict[str, Figure]:
+    """2-D: model density | truth density (if known), on one colour scale so their heights
+    compare, | training data with GMM ellipses. D > 2: the corner of model samples vs the
+    training data."""
     x = datamodule.train_x
+    names = column_labels(datamodule.column_names, x.shape[1])
+    if x.shape[1] > 2:
+        drawn = model.sample(n).float().cpu().numpy()
+        return {"density": corner(drawn, x.float().cpu().numpy(), names, "train data")}
     bounds = plot_bounds(x)
     like = next(model.parameters())
     truth = getattr(datamodule, "truth", None)
     panels = [("model", lambda p: model.log_prob(p.to(like)))]
     if truth is not None:
         panels.append(("truth", lambda p: truth.log_prob(p.cpu().double())))
+    grids = [density_grid(log_prob, bounds, like) for _, log_prob in panels]
+    norm = Normalize(0, max(float(np.nanmax(g, initial=0)) for g in grids) or 1)
     fig = Figure(figsize=(4.2 * (len(panels) + 1), 4), layout="constrained")
     extent = [*bounds[0], *bounds[1]]
-    for i, (title, log_prob) in enumerate(panels):
+    labels = {"xlim": bounds[0], "ylim": bounds[1], "xlabel": names[0], "ylabel": names[1]}
+    density_axes = []
+    for i, ((title, _), grid) in enumerate(zip(panels, grids)):
         ax = fig.add_subplot(1, len(panels) + 1, i + 1)
-        if x.shape[1] == 2:
-            image = ax.imshow(
-                density_grid(log_prob, bounds, like), origin="lower", extent=extent, aspect="auto"
-            )
-            fig.colorbar(image, ax=ax, label="density")
-        ax.set(title=f"{title} density", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
+        image = ax.imshow(grid, origin="lower", extent=extent, aspect="auto", norm=norm)
+        ax.set(title=f"{title} density", **labels)
+        density_axes.append(ax)
+    fig.colorbar(image, ax=density_axes, label="density")
     ax = fig.add_subplot(1, len(panels) + 1, len(panels) + 1)
     shown = x[:5000].float().cpu().numpy()
     ax.scatter(shown[:, 0], shown[:, 1], s=1, alpha=0.3, color="grey")
     if hasattr(model, "covariance"):
         _ellipses(ax, model)
-    ax.set(title="train data", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
+    ax.set(title="train data", **labels)
     return {"density": fig}
 
 
 @torch.no_grad()
 def samples(model, datamodule, n: int = 5000) -> dict[str, Figure]:
-    """Model samples over the test data."""
+    """Model samples with the test data drawn over them (above, larger, in a contrasting
+    colour), so a model that covers the data does not hide it; D > 2: their corner."""
     drawn = model.sample(n).float().cpu().numpy()
     x = datamodule.splits["test"]
+    names = column_labels(datamodule.column_names, x.shape[1])
+    if x.shape[1] > 2:
+        return {"samples": corner(drawn, x.float().cpu().numpy(), names)}
     bounds = plot_bounds(x)
-    shown = x[:n].float().cpu().numpy()
+    shown = x[: n // 5].float().cpu().numpy()  # over all n samples, n test points hide them
     fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(shown[:, 0], shown[:, 1], s=1, alpha=0.3, color="grey", label="test data")
-    ax.scatter(drawn[:, 0], drawn[:, 1], s=1, alpha=0.3, color="C0", label="model samples")
-    ax.set(title="samples", xlim=bounds[0], ylim=bounds[1], xlabel="x₁", ylabel="x₂")
-    ax.legend(markerscale=8)
+    ax.scatter(drawn[:, 0], drawn[:, 1], s=1, alpha=0.25, color=SAMPLE_COLOR, label="model samples")
+    ax.scatter(
+        shown[:, 0],
+        shown[:, 1],
+        s=marker_size(len(shown)),
+        alpha=0.6,
+        color=DATA_COLOR,
+        zorder=3,
+        label="test data",
+    )
+    ax.set(title="samples", xlim=bounds[0], ylim=bounds[1], xlabel=names[0], ylabel=names[1])
+    ax.legend(markerscale=2)
     return {"samples": fig}
