@@ -180,13 +180,103 @@ def test_parquet_reads_the_chosen_columns_row_for_row(tmp_path):
     x = np.linspace(0, 1, 50)
     frame = pd.DataFrame({"x": x, "n": np.arange(50) % 5, "s": ["a"] * 50})
     frame.to_parquet(tmp_path / "t.parquet")
-    data = TableDataModule(str(tmp_path / "t.parquet"), columns=["n", "x"])
+    data = TableDataModule(str(tmp_path / "t.parquet"), columns=["n", "x"], dtype="continuous")
     rows = torch.cat([data.splits[s] for s in ("train", "val", "test")])
     expected = np.stack([np.arange(50) % 5, x], axis=1).astype(np.float32)
     assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, expected.tolist()))
     assert data.dim == 2 and data.support == "continuous"
     counts = TableDataModule(str(tmp_path / "t.parquet"), columns=["n"])
     assert counts.support == "discrete" and counts.n_bins == 5
+
+
+# ---- integers beside real numbers: refused, each way out named --------------------------------
+
+
+def mixed(n: int = 60) -> str:
+    """Two measurements and an integer label, as iris is: the label's values are integers."""
+    rng = np.random.default_rng(3)
+    label = rng.integers(0, 3, n)
+    a, b = rng.normal(size=n) + label, rng.normal(size=n)
+    return "a,b,label\n" + "".join(f"{u:.3f},{v:.3f},{k}\n" for u, v, k in zip(a, b, label))
+
+
+def test_integers_beside_real_numbers_are_refused_naming_each_way_out(tmp_path):
+    with pytest.raises(UserError) as error:
+        table(tmp_path, mixed())
+    message = str(error.value)
+    assert message == (
+        f"{tmp_path / 't.csv'}: integer column 'label' beside real-valued columns 'a', 'b': "
+        "data.dtype=auto does not guess whether integers are counts or real numbers; choose "
+        "data.columns=[a,b] (the real-valued columns), data.dtype=continuous (every column as "
+        "real numbers) or data.columns=[label] (counts alone, for a discrete model)"
+    )
+    reals = table(tmp_path, mixed(), columns=["a", "b"])
+    assert reals.support == "continuous" and reals.dim == 2
+    every = table(tmp_path, mixed(), dtype="continuous")
+    assert every.support == "continuous" and every.dim == 3
+    counts = table(tmp_path, mixed(), columns=["label"])
+    assert counts.support == "discrete" and counts.n_bins == 3
+
+
+def test_a_headerless_or_oddly_named_mix_is_refused_with_columns_to_type(tmp_path):
+    bare = "\n".join(mixed().splitlines()[1:]) + "\n"
+    with pytest.raises(UserError, match=r"integer column 2 beside real-valued columns 0, 1: .*"
+                       r"data\.columns=\[0,1\] .* data\.columns=\[2\] \(counts"):  # fmt: skip
+        table(tmp_path, bare)
+    odd = "length (cm),2020\n" + "".join(f"{i}.5,{i % 3}\n" for i in range(30))
+    with pytest.raises(UserError, match=r"data\.columns=\['length \(cm\)'\] .* "
+                       r"data\.columns=\['2020'\] \(counts"):  # fmt: skip
+        table(tmp_path, odd)
+    assert table(tmp_path, odd, columns=["length (cm)"]).dim is None  # as the line writes it
+    assert table(tmp_path, odd, columns=["2020"]).n_bins == 3
+
+
+def test_integers_are_told_by_how_they_are_written(tmp_path):
+    """3.0 is a real number that happens to be whole, 3 an integer; a column is integers only if
+    every cell is written as one (its first cell alone does not decide)."""
+    floats = "x,y\n" + "".join(f"{i}.25,{i % 4}.0\n" for i in range(30))
+    assert table(tmp_path, floats).dim == 2  # whole numbers written as 3.0: real numbers
+    later = "x,y\n" + "".join(f"{i}.25,{i % 4}\n" for i in range(29)) + "1.5,2.5\n"
+    assert table(tmp_path, later).dim == 2  # y's last cell is 2.5: a column of real numbers
+    both = "x,y\n" + "".join(f"{i}.25,{i % 4}\n" for i in range(29)) + "1.5,2.0\n"
+    assert table(tmp_path, both).dim == 2  # y's last cell is written 2.0
+    ints = "x,y,k\n" + "".join(f"{i}.25,{i % 5}.5,{i % 4}\n" for i in range(29)) + "1.5,2,3\n"
+    with pytest.raises(UserError, match=r"integer column 'k' beside real-valued columns 'x', 'y'"):
+        table(tmp_path, ints)  # y's last cell 2 is written as an integer, its others are not
+    two = "a,b,x\n" + "".join(f"{i % 3},{i % 5},{i}.5\n" for i in range(30))
+    with pytest.raises(UserError, match=r"integer columns 'a', 'b' beside real-valued column 'x'"):
+        table(tmp_path, two)
+    one_bad = "a,b,x\n" + "".join(f"{i % 3},{i % 5},{i}.5\n" for i in range(29)) + "1,2.0,3.5\n"
+    with pytest.raises(UserError, match=r"integer column 'a' beside real-valued columns 'b', 'x'"):
+        table(tmp_path, one_bad)  # both candidates read again one by one: a alone is integers
+
+
+def test_typed_files_mix_by_their_dtypes(tmp_path):
+    """Parquet keeps a dtype per column: an int column beside a float one is the same mix. A
+    .npy array has one dtype, so a float array's whole-valued column is real numbers."""
+    import pandas as pd
+
+    x = np.linspace(0, 1, 50)
+    pd.DataFrame({"x": x, "n": np.arange(50) % 5}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(UserError, match=r"integer column 'n' beside real-valued column 'x': .*"
+                       r"data\.columns=\[x\] \(the real-valued"):  # fmt: skip
+        TableDataModule(str(tmp_path / "t.parquet"))
+    assert TableDataModule(str(tmp_path / "t.parquet"), columns=["x"]).dim is None
+    np.save(tmp_path / "f.npy", np.stack([x, np.arange(50) % 5], axis=1))
+    assert TableDataModule(str(tmp_path / "f.npy")).dim == 2
+
+
+@pytest.mark.parametrize(
+    "fix", [("data.columns=[a,b]",), ("data.dtype=continuous",)], ids=["columns", "continuous"]
+)
+def test_the_suggested_fixes_train(tmp_path, make_cfg, fix, one_torch_thread):
+    path = tmp_path / "mixed.csv"
+    path.write_text(mixed(200))
+    overrides = ("data=table", f"data.path={path}", "model=gmm", "model.n_components=2")
+    with pytest.raises(UserError, match=r"integer column 'label'"):
+        train(make_cfg(*overrides, *SHORT))
+    metrics = train(make_cfg(*overrides, *fix, *SHORT))
+    assert metrics["status"] == "completed" and math.isfinite(metrics["test/nll"])
 
 
 def test_parquet_without_pandas_is_one_line(tmp_path, monkeypatch):

@@ -3,8 +3,9 @@
 One column gives 1-D data (events of shape (), like data=mog1d: flow1d, histogram, dmol); two or
 more give vectors (shape (D,), like data=mog2d: gmm, realnvp). `dtype: auto` reads columns
 written as integers (or of an integer dtype) as discrete data, counts 0…n_bins−1, and anything
-else as continuous. Rows are split at random into train/val/test, seeded. No truth is known,
-so there is no oracle.
+else as continuous; a table with both is refused (`_refuse_mixed`: the user chooses the columns
+or the dtype). Rows are split at random into train/val/test, seeded. No truth is known, so there
+is no oracle.
 
 Continuous data stay in the file's units. With `standardize` the data set exposes
 `standardization = (shift, scale)`, the training split's mean and std, and the run assembly
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,6 +91,8 @@ class TableDataModule(TensorDataModule):
         file = resolve(path)
 
         table = read_table(file, columns, key, DTYPES[dtype])
+        if dtype == "auto":
+            _refuse_mixed(file, table)
         discrete = table.values.dtype.kind in "iu" if dtype == "auto" else dtype == "discrete"
         width = table.values.shape[1]
         if discrete:
@@ -153,6 +157,41 @@ def resolve(path: str | None) -> Path:
             if candidate.is_file():
                 return candidate
     raise ConfigError("path", path, f"an existing {FORMATS} file")
+
+
+def _refuse_mixed(file: Path, table: Table) -> None:
+    """`dtype: auto` reads integers as counts and anything else as real numbers; a table of both
+    (a label column beside measurements, say) is neither, and modelling its integers as real
+    numbers fits a density that spikes on each integer (a training NLL far below the
+    validation one). Dequantizing them would change the data unasked: the user chooses."""
+    integer = [k for k, whole in enumerate(table.integer) if whole]
+    real = [k for k, whole in enumerate(table.integer) if not whole]
+    if not integer or not real:
+        return
+
+    def columns(ks: list[int]) -> str:
+        quoted = ", ".join(table.names[k].removeprefix("column ") for k in ks)
+        return f"column{'s' if len(ks) > 1 else ''} {quoted}"
+
+    raise UserError(
+        f"{file}: integer {columns(integer)} beside real-valued {columns(real)}: data.dtype=auto "
+        "does not guess whether integers are counts or real numbers; choose "
+        f"data.columns={_override(table, real)} (the real-valued columns), "
+        "data.dtype=continuous (every column as real numbers) or "
+        f"data.columns={_override(table, integer[:1])} (counts alone, for a discrete model)"
+    )
+
+
+def _override(table: Table, ks: list[int]) -> str:
+    """Columns as a `data.columns=[...]` override takes them: a header's name (quoted unless it
+    is a plain word), else a 0-based index."""
+    names = []
+    for k in ks:
+        header = table.headers[k]
+        named = table.names[k] != f"column {header}"  # "column 'x'" for a name, "column 2" else
+        plain = not named or re.fullmatch(r"[A-Za-z_][\w.-]*", header)
+        names.append(header if plain else repr(header))
+    return f"[{','.join(names)}]"
 
 
 def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:

@@ -50,6 +50,10 @@ class Table:
     skipped: list[str]  # columns left out because they are not numeric
     cell: Cell  # (row, chosen column) → ("<file>, line 7, column 'x'", the cell's text)
     headers: list[str]  # the chosen columns' own names: the header's, else "0", "1", … (index)
+    # per chosen column: every cell an integer as the file stores it (written without a point
+    # or an exponent, or of an integer dtype), so that a caller can tell a column of integers
+    # beside real numbers from a float table; looked for only when int64 is asked for
+    integer: list[bool]
 
     def refuse(self, bad: np.ndarray, j: int, problem: str, expected: str) -> None:
         """The first row where `bad` [N] holds, as one line naming its file line and column j:
@@ -232,11 +236,50 @@ def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type])
     values = _load_text(file, delimiter, header, len(head), chosen, names, dtypes, first_row)
     if values is None:
         raise _first_bad_line(file, delimiter, header, len(head), chosen, names)
+    integer = [values.dtype.kind in "iu"] * len(chosen)
+    if np.int64 in dtypes and values.dtype.kind == "f":
+        integer = _integer_columns(file, delimiter, header, chosen, first_row, values)
     skipped = (
         [] if columns is not None else [_label(names, j) for j, ok in enumerate(numeric) if not ok]
     )
     headers = [names[j] if names else str(j) for j in chosen]
-    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers)
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers, integer)
+
+
+def _integer_columns(
+    file: Path,
+    delimiter: str,
+    header: bool,
+    chosen: list[int],
+    first_row: list[str],
+    values: np.ndarray,
+) -> list[bool]:
+    """Which chosen columns of a table read as floats hold only integers as written ("3", not
+    "3.0"). Only a column whose first cell is written as an integer and whose values are all
+    whole is read again, as int64: all such columns at once, then one by one if that fails."""
+    candidates = [
+        k
+        for k, j in enumerate(chosen)
+        if INTEGER.fullmatch(first_row[j]) and np.all(values[:, k] == np.floor(values[:, k]))
+    ]
+
+    def reads(ks: list[int]) -> bool:
+        try:
+            _loadtxt(
+                str(file),
+                dtype=np.int64,
+                delimiter=delimiter,
+                skiprows=int(header),
+                usecols=[chosen[k] for k in ks],
+                encoding="utf-8-sig",
+            )
+        except ValueError:
+            return False
+        return True
+
+    if candidates and not reads(candidates):
+        candidates = [] if len(candidates) == 1 else [k for k in candidates if reads([k])]
+    return [k in candidates for k in range(len(chosen))]
 
 
 def _lines(file: Path):
@@ -479,13 +522,14 @@ def _read_numpy(file: Path, key: str | None, columns: Any, dtypes: Sequence[type
             f"{source}: dtype {array.dtype} is not numeric: expected integers or floats"
         )
     chosen = select_columns(None, [True] * array.shape[1], columns, source)
-    integer = array.dtype.kind in "biu" and np.int64 in dtypes
+    integer = array.dtype.kind in "biu" and np.int64 in dtypes  # one dtype: never a mix
     values = array[:, chosen].astype(np.int64 if integer else dtypes[-1])
 
     def cell(row: int, j: int) -> tuple[str, str]:
         return f"{source}, row {row}, column {chosen[j]}", str(array[row, chosen[j]])
 
-    return Table(values, [f"column {j}" for j in chosen], [], cell, [str(j) for j in chosen])
+    labels, headers = [f"column {j}" for j in chosen], [str(j) for j in chosen]
+    return Table(values, labels, [], cell, headers, [integer] * len(chosen))
 
 
 # ---- Parquet -------------------------------------------------------------------------------
@@ -516,8 +560,9 @@ def _read_parquet(file: Path, columns: Any, dtypes: Sequence[type]) -> Table:
     part = frame.iloc[:, chosen]
     if len(part) == 0:
         raise UserError(f"{file}: no rows")
-    integer = all(kinds[j] in "biu" for j in chosen) and not part.isna().to_numpy().any()
-    if integer and np.int64 in dtypes:
+    typed = [kinds[j] in "biu" and np.int64 in dtypes for j in chosen]  # each column its dtype
+    integer = all(typed) and not part.isna().to_numpy().any()
+    if integer:
         values = part.to_numpy(dtype=np.int64, copy=True)  # copies are writable, as torch wants
     else:
         values = part.to_numpy(dtype=dtypes[-1], na_value=np.nan, copy=True)
@@ -531,4 +576,4 @@ def _read_parquet(file: Path, columns: Any, dtypes: Sequence[type]) -> Table:
         else [_label(names, j) for j, k in enumerate(kinds) if k not in "biuf"]
     )
     headers = [names[j] for j in chosen]
-    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers)
+    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers, typed)
