@@ -4,7 +4,7 @@ Training, resuming, `src.eval`, `src.compare` and `load_run` all build a run her
 resolved config, so a model is rebuilt with the settings the data determined (`dim`, `d`) and
 the data's standardization, whichever command asks. Everything that cannot work is refused
 here, before any training, in one line: the pairing of model, fit and data is checked in one
-place (`check_pairing`).
+place (`src/pairing.py`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from src.data.protocol import DataSource
 from src.errors import ConfigError, UserError
 from src.fits.base import RunModule
 from src.fits.density_fit import DensityFit
-from src.models.protocol import DensityModel
 from src.models.standardized import standardized
+from src.pairing import check_data, check_pairing
 from src.utils.checkpoint_io import LocalCheckpointIO
-from src.utils.hydra_context import choices, launcher_jobs
+from src.utils.hydra_context import choice, launcher_jobs
 from src.utils.instantiate import build
 from src.utils.memory import bytes_per_point, eval_chunk, gib, machine_bytes
 from src.utils.runs import (
@@ -137,7 +137,9 @@ def build_module(cfg: DictConfig, datamodule: DataSource) -> RunModule:
         return build(cfg.study, "study", **_optimizer_for(cfg.study, cfg))
     if not cfg.get("model"):
         raise ConfigError("model", None, "a model (model=<name>) or a study (study=<name>)")
-    model = build(cfg.model, "model", **_from_data(cfg.model, datamodule))
+    settings = _from_data(cfg.model, datamodule)
+    check_data(cfg, settings, datamodule)  # before the model exists: named by what the data are
+    model = build(cfg.model, "model", **settings)
     # a data set that standardizes (data=table) has its model fitted in standardized units and
     # scored and sampled in the file's units (src/models/standardized.py)
     model = standardized(model, datamodule.standardization)
@@ -200,44 +202,6 @@ def _scheduler(cfg: DictConfig) -> Any:
     """The scheduler factory; its settings are checked by `build` against the declared table
     (src/utils/library_constraints.py), so T_max=0 is refused before training, by name."""
     return build(cfg.scheduler, "scheduler")
-
-
-DENSITY_MODEL = "a module with log_prob(x), sample(n), support and event_shape"
-
-
-def check_pairing(
-    cfg: DictConfig, model: nn.Module, fit_class: type, datamodule: DataSource
-) -> None:
-    """The fit must be able to fit the model, and the model must take the data's events:
-    a discrete model needs discrete data, a 2-D model 2-D data, and so on."""
-    names = f"model={choice(cfg, 'model')} with fit={choice(cfg, 'fit')}"
-    if not isinstance(model, DensityModel):
-        raise UserError(f"model={choice(cfg, 'model')} is not a density model: {DENSITY_MODEL}")
-    reason = fit_class.accepts(model)
-    if reason:
-        raise UserError(f"{names} cannot work: {reason}")
-    names = f"model={choice(cfg, 'model')} with data={choice(cfg, 'data')}"
-    if model.support != datamodule.support:
-        raise UserError(
-            f"{names} cannot work: the model is for {model.support} data, "
-            f"the data are {datamodule.support}; choose data of the model's kind"
-        )
-    shape = model.event_shape
-    if tuple(shape) != tuple(datamodule.event_shape):
-        raise UserError(
-            f"{names} cannot work: the model's events have shape {tuple(shape)}, "
-            f"the data's {tuple(datamodule.event_shape)}"
-        )
-
-
-def choice(cfg: DictConfig, group: str) -> str:
-    """The option chosen for a config group (its file name), as the user typed it; for a config
-    without Hydra's record (a run's saved config), the class it names."""
-    chosen = choices(cfg)
-    if chosen:
-        return chosen.get(group, "None")
-    node = cfg.get(group)
-    return str(node.get("_target_", "?")).rsplit(".", 1)[-1] if node else "None"
 
 
 def load_weights(module: pl.LightningModule, ckpt_path: str, cfg: DictConfig) -> None:

@@ -36,9 +36,10 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from src.build import choice, quiet_known_noise, rebuild
+    from src.build import quiet_known_noise, rebuild
     from src.data.new_rows import read_rows
     from src.data.table import resolve
+    from src.utils.hydra_context import choice
     from src.utils.row_files import checked_out, row_file
 
     quiet_known_noise()

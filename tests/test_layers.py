@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 LAYERS = [
     ("train", "eval", "score", "sample", "compare", "__init__"),  # entry points
     ("build",),  # the one assembly
+    ("pairing",),  # which model takes which data
     ("callbacks",),
     ("studies",),
     ("fits", "sweeps", "loggers"),

@@ -56,3 +56,13 @@ def launcher_jobs(cfg: DictConfig | None = None) -> Any:
 def override_key(override: str) -> str:
     """The setting an override sets: `+data.path=x` -> `data.path`, `~logger` -> `logger`."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for a config group (its file name), as the user typed it; for a config
+    without Hydra's record (a run's saved config), the class it names."""
+    chosen = choices(cfg)
+    if chosen:
+        return chosen.get(group, "None")
+    node = cfg.get(group)
+    return str(node.get("_target_", "?")).rsplit(".", 1)[-1] if node else "None"
