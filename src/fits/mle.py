@@ -53,7 +53,9 @@ class MLEFit(DensityFit):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/nll", self._sums["nll"] / max(self._sums["n"], 1), sync_dist=True)
+        self.log(
+            "train/nll", self._sums["nll"] / max(self._sums["n"], 1), sync_dist=True, prog_bar=True
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

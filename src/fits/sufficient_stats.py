@@ -195,7 +195,7 @@ class SufficientStatsFit(DensityFit):
     def _log_final(self, objective: float) -> None:
         """The objective metrics.json reports: the running restart's, then the kept one's."""
         logged = torch.tensor(self.objective_sign * objective, dtype=torch.float64)
-        self.log(self.objective_name, logged, logger=False)
+        self.log(self.objective_name, logged, logger=False, prog_bar=True)
 
     def best_trace(self) -> list[float]:
         """The objective after each update of the restart that was kept (or is running)."""
