@@ -124,3 +124,64 @@ def test_the_default_profiler_hands_out_one_empty_context():
     assert profiler.profile("a") is profiler.profile("b")
     with profiler.profile("training_step"):
         pass
+
+
+PUBLIC_UNDERSCORED = {"_target_", "_replace", "_fields", "_asdict", "_make"}  # Hydra, NamedTuple
+
+
+def own_private_names() -> set[str]:
+    """Underscored names the project itself defines (functions, methods, attributes it sets)."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    names = set()
+    for path in (ROOT / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return {n for n in names if n.startswith("_")}
+
+
+def test_no_module_reads_sets_or_overrides_a_librarys_private_attribute():
+    """Every `x._name` in src is the project's own name or a public underscored one; no method
+    of a library's is overridden under a private name; nothing is imported from a private
+    module of a library."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    own, found = own_private_names(), []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                dunder = node.attr.startswith("__") and node.attr.endswith("__")
+                if not dunder and node.attr not in own | PUBLIC_UNDERSCORED:
+                    found.append(f"{where} .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                private = [p for p in node.module.split(".") if p.startswith("_")]
+                if private and node.module != "__future__" and not node.module.startswith("src"):
+                    found.append(f"{where} from {node.module}")
+            if isinstance(node, ast.ClassDef) and node.bases:
+                for item in node.body:
+                    name = getattr(item, "name", "")
+                    if isinstance(item, ast.FunctionDef) and _overrides_private(node, name):
+                        found.append(f"{where} def {name}")
+    assert found == []
+
+
+def _overrides_private(cls, name: str) -> bool:
+    """A single-underscore method of a class derived from a library class (nn.Module,
+    LightningModule, Callback) that the library also defines."""
+    import pytorch_lightning as pl
+    import torch
+
+    if not name.startswith("_") or name.startswith("__"):
+        return False
+    libraries = (torch.nn.Module, pl.LightningModule, pl.Callback, pl.LightningDataModule)
+    return any(hasattr(base, name) for base in libraries)

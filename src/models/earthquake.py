@@ -191,11 +191,6 @@ class EarthquakeMixture(nn.Module):
         self.log_pi.copy_(prior.log_pi)
         self.tau.copy_(torch.as_tensor(prior.tau))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # checkpoints written before τ became state have no "tau": the configured τ is theirs
-        state_dict.setdefault(prefix + "tau", self.tau.clone())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def log_prob(self, events: Tensor) -> Tensor:
         """Posterior predictive log-density (x, y) × log-mass (S) of rows (x, y, S) [N]."""
         events = events.to(self.m.dtype)
