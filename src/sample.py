@@ -43,7 +43,7 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt_path={cfg.ckpt_path} is a study run: it has no density model")
     names, dtypes = columns(run.datamodule, float_dtype(run.model))
     torch.manual_seed(seed)
-    with torch.no_grad(), row_file(out, names, dtypes, n) as write:
+    with torch.no_grad(), row_file(out, names, dtypes) as write:
         for start in range(0, n, CHUNK):
             drawn = run.model.sample(min(CHUNK, n - start)).cpu().numpy()
             write(drawn.astype(np.result_type(*dtypes)))

@@ -37,7 +37,7 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from src.build import quiet_known_noise, rebuild
-    from src.data.new_rows import read_rows
+    from src.data.new_rows import row_blocks
     from src.data.table import resolve
     from src.utils.hydra_context import choice
     from src.utils.row_files import checked_out, row_file
@@ -51,16 +51,18 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     path = cfg.data.get("path")
     if path:
         file = resolve(path)
-        x, source = read_rows(file, data), {"data_file": str(file), "sha256": sha256(file)}
+        blocks, source = row_blocks(file, data), {"data_file": str(file), "sha256": sha256(file)}
     else:
-        x, source = data.splits["test"], {"split": "test", **_training_file(run.cfg)}
-    n, chunk = len(x), data.eval_batch_size
+        blocks, source = [data.splits["test"]], {"split": "test", **_training_file(run.cfg)}
+    n, chunk = 0, data.eval_batch_size
     sums = torch.zeros(2, dtype=torch.float64)  # Σ log p, Σ (log p)²
-    with torch.no_grad(), row_file(out, [COLUMN], [np.dtype(np.float64)], n) as write:
-        for start in range(0, n, chunk):
-            log_p = model.log_prob(x[start : start + chunk]).double()
-            sums += torch.stack([log_p.sum(), log_p.square().sum()])
-            write(log_p.numpy())
+    with torch.no_grad(), row_file(out, [COLUMN], [np.dtype(np.float64)]) as write:
+        for x in blocks:  # a file streams: memory stays one block of rows
+            for start in range(0, len(x), chunk):
+                log_p = model.log_prob(x[start : start + chunk]).double()
+                sums += torch.stack([log_p.sum(), log_p.square().sum()])
+                write(log_p.numpy())
+            n += len(x)
         mean, mean_sq = (sums / max(n, 1)).tolist()
         variance = max(mean_sq - mean * mean, 0.0) * n / max(n - 1, 1)
         summary = {

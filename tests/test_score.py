@@ -150,3 +150,43 @@ def test_the_command_line_exits_2_with_one_line(runs, tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         "error: out='scores.txt' is invalid: expected a file name ending in .csv, .tsv, .npy"
     )
+
+
+def training_data(runs) -> object:
+    from src.data.table import TableDataModule
+
+    return TableDataModule(str(runs["root"] / "train.csv"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_a_file_streams_in_blocks_that_make_up_the_whole(runs, tmp_path, suffix):
+    """Blocks of 7 rows of a 50-row file (a last block of 1): together the reader's whole read."""
+    from src.data.new_rows import read_rows, row_blocks
+
+    table = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".npy":
+        np.save(path, table)  # no names: matched by position
+    else:
+        np.savetxt(path, table, delimiter=",", header="b,c,a", comments="", fmt="%.9g")
+    data = training_data(runs)
+    blocks = list(row_blocks(path, data, rows=7))
+    assert [len(b) for b in blocks] == [7] * 7 + [1]
+    whole = read_rows(path, data)
+    torch.testing.assert_close(torch.cat(blocks), whole, rtol=0, atol=0)
+    order = [2, 0, 1] if suffix == ".csv" else [0, 1, 2]
+    torch.testing.assert_close(whole, torch.from_numpy(table[:, order]), rtol=0, atol=0)
+
+
+def test_a_bad_cell_in_a_later_block_is_named_by_its_line(runs, tmp_path):
+    from src.data.new_rows import row_blocks
+
+    lines = ["a,b,c"] + [f"{i},{i},{i}" for i in range(40)]
+    lines[33] = "1,oops,3"  # file line 34, in the fifth block of 7
+    (tmp_path / "late.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"late.csv, line 34, column 'b': 'oops' is not a number"):
+        list(row_blocks(tmp_path / "late.csv", training_data(runs), rows=7))
+    lines[33] = "1,inf,3"
+    (tmp_path / "late.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"late.csv, line 34, column 'b': inf is not a finite"):
+        list(row_blocks(tmp_path / "late.csv", training_data(runs), rows=7))

@@ -54,6 +54,7 @@ class Table:
     # or an exponent, or of an integer dtype), so that a caller can tell a column of integers
     # beside real numbers from a float table; looked for only when int64 is asked for
     integer: list[bool]
+    header: bool = False  # a CSV/TSV whose first line names the columns
 
     def refuse(self, bad: np.ndarray, j: int, problem: str, expected: str) -> None:
         """The first row where `bad` [N] holds, as one line naming its file line and column j:
@@ -85,16 +86,22 @@ class Table:
 
 
 def read_table(
-    file: Path, columns: Any, key: str | None, dtypes: Sequence[type[np.generic]]
+    file: Path,
+    columns: Any,
+    key: str | None,
+    dtypes: Sequence[type[np.generic]],
+    max_rows: int | None = None,
 ) -> Table:
     """`dtypes`, tried in order: int64 (only if every cell is an integer), then a float type.
     `columns`: None (every numeric column), or names / 0-based indices; `key`: the array of an
-    .npz file (None: its only one). Refuses empty files, bad cells, NaN and inf in one line."""
+    .npz file (None: its only one); `max_rows`: only the first rows of a CSV, TSV or .npy (the
+    header and columns are checked as always). Refuses empty files, bad cells, NaN and inf in
+    one line."""
     suffix = file.suffix.lower()
     if suffix in DELIMITERS:
-        table = _read_text(file, DELIMITERS[suffix], columns, dtypes)
+        table = _read_text(file, DELIMITERS[suffix], columns, dtypes, max_rows)
     elif suffix in (".npy", ".npz"):
-        table = _read_numpy(file, key, columns, dtypes)
+        table = _read_numpy(file, key, columns, dtypes, max_rows)
     elif suffix == ".parquet":
         table = _read_parquet(file, columns, dtypes)
     else:
@@ -195,7 +202,9 @@ def _parses(text: str) -> bool:
 # ---- CSV / TSV -------------------------------------------------------------------------------
 
 
-def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type]) -> Table:
+def _read_text(
+    file: Path, delimiter: str, columns: Any, dtypes: Sequence[type], max_rows: int | None
+) -> Table:
     """The first line is a header unless all its cells are numbers; a leading `#` (as
     np.savetxt writes a header) is dropped. Which columns are numeric is read off the first
     row, where a missing value (NA, or an empty cell under a name) counts as numeric so that it
@@ -233,17 +242,20 @@ def _read_text(file: Path, delimiter: str, columns: Any, dtypes: Sequence[type])
         return f"{file}, line {line}, {_label(names, chosen[j])}", fields[chosen[j]].strip()
 
     first_row = [c.strip() for c in cells]
-    values = _load_text(file, delimiter, header, len(head), chosen, names, dtypes, first_row)
+    values = _load_text(
+        file, delimiter, header, len(head), chosen, names, dtypes, first_row, max_rows
+    )
     if values is None:
         raise _first_bad_line(file, delimiter, header, len(head), chosen, names)
     integer = [values.dtype.kind in "iu"] * len(chosen)
     if np.int64 in dtypes and values.dtype.kind == "f":
-        integer = _integer_columns(file, delimiter, header, chosen, first_row, values)
+        integer = _integer_columns(file, delimiter, header, chosen, first_row, values, max_rows)
     skipped = (
         [] if columns is not None else [_label(names, j) for j, ok in enumerate(numeric) if not ok]
     )
     headers = [names[j] if names else str(j) for j in chosen]
-    return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers, integer)
+    labels = [_label(names, j) for j in chosen]
+    return Table(values, labels, skipped, cell, headers, integer, header)
 
 
 def _integer_columns(
@@ -253,6 +265,7 @@ def _integer_columns(
     chosen: list[int],
     first_row: list[str],
     values: np.ndarray,
+    max_rows: int | None,
 ) -> list[bool]:
     """Which chosen columns of a table read as floats hold only integers as written ("3", not
     "3.0"). Only a column whose first cell is written as an integer and whose values are all
@@ -272,6 +285,7 @@ def _integer_columns(
                 skiprows=int(header),
                 usecols=[chosen[k] for k in ks],
                 encoding="utf-8-sig",
+                max_rows=max_rows,
             )
         except ValueError:
             return False
@@ -308,6 +322,7 @@ def _load_text(
     names: list[str] | None,
     dtypes: Sequence[type],
     first_row: list[str],
+    max_rows: int | None,
 ) -> np.ndarray | None:
     """The table as the first of `dtypes` that reads every cell, or None if none does. int64 is
     tried only if the first row's chosen cells are integers; if it then fails on an integer
@@ -325,6 +340,7 @@ def _load_text(
                 skiprows=int(header),
                 usecols=usecols,
                 encoding="utf-8-sig",
+                max_rows=max_rows,
             )
         except ValueError:  # a cell of another type, or a bad one: found by _first_bad_line
             if integer:
@@ -493,11 +509,13 @@ class _NoSuchArray(Exception):
 # ---- .npy / .npz -------------------------------------------------------------------------------
 
 
-def _read_numpy(file: Path, key: str | None, columns: Any, dtypes: Sequence[type]) -> Table:
+def _read_numpy(
+    file: Path, key: str | None, columns: Any, dtypes: Sequence[type], max_rows: int | None
+) -> Table:
     """A plain array of shape (N,) or (N, D) of integers, booleans or floats; no pickles."""
     source = str(file)
     try:
-        array = np.load(file, allow_pickle=False)
+        array = np.load(file, mmap_mode="r" if max_rows else None, allow_pickle=False)
         if isinstance(array, np.lib.npyio.NpzFile):
             with array as archive:
                 if key is None and len(archive.files) == 1:
@@ -513,6 +531,8 @@ def _read_numpy(file: Path, key: str | None, columns: Any, dtypes: Sequence[type
         raise UserError(f"{file}: not a readable {file.suffix} file ({reason})") from None
     if array.ndim == 1:
         array = array[:, None]
+    if max_rows is not None:  # a memory map: only these rows are read
+        array = array[:max_rows]
     if array.ndim != 2 or 0 in array.shape:
         raise UserError(
             f"{source}: an array of shape {array.shape}: expected (N,) or (N, D), N, D >= 1"
