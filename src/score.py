@@ -53,7 +53,7 @@ def score(cfg: DictConfig) -> dict[str, Any]:
         file = resolve(path)
         blocks, source = row_blocks(file, data), {"data_file": str(file), "sha256": sha256(file)}
     else:
-        blocks, source = [data.splits["test"]], {"split": "test", **_training_file(run.cfg)}
+        blocks, source = [data.splits["test"]], {"split": "test", **_test_file(run.cfg)}
     n, chunk = 0, data.eval_batch_size
     sums = torch.zeros(2, dtype=torch.float64)  # Σ log p, Σ (log p)²
     with torch.no_grad(), row_file(out, [COLUMN], [np.dtype(np.float64)]) as write:
@@ -90,8 +90,9 @@ def sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _training_file(run_cfg: DictConfig) -> dict[str, str]:
-    path = run_cfg.data.get("path")
+def _test_file(run_cfg: DictConfig) -> dict[str, str]:
+    """The file the test split came from: its own (`data.test_path`) or the training file's."""
+    path = run_cfg.data.get("test_path") or run_cfg.data.get("path")
     return {"data_file": str(path)} if path else {}
 
 

@@ -43,7 +43,7 @@ def row_blocks(file: Path, data: DataSource, rows: int | None = BLOCK_ROWS) -> I
     dtypes = DISCRETE if discrete else CONTINUOUS
     head = read_table(file, None, None, dtypes, max_rows=rows)
     width = data.event_shape[0] if len(data.event_shape) else 1
-    order = _matched(file, head.headers, head.skipped, data.column_names, width)
+    order = matched_columns(file, head.headers, head.skipped, data.column_names, width)
     yield _rows(_checked(head, order, data), data)
     if rows is None or len(head.values) < rows:
         return
@@ -120,16 +120,17 @@ def _clean(values: np.ndarray, data: DataSource) -> bool:
     return bool((values >= 0).all() and (values < high).all() and (values % 1 == 0).all())
 
 
-def _matched(
+def matched_columns(
     file: Path, headers: list[str], skipped: list[str], trained: list[str] | None, width: int
 ) -> list[int]:
-    """The file's column index for each training column, in training order."""
+    """The file's column index for each training column, in training order (also how data=table
+    matches its own validation and test files to the training file)."""
     named = trained is not None and any(not h.isdigit() for h in headers)
     if not named:
         if len(headers) != width or skipped:
             extra = f" (not numeric: {', '.join(skipped)})" if skipped else ""
             raise UserError(
-                f"{file}: {len(headers)} numeric columns{extra}; the model takes {width}"
+                f"{file}: {len(headers)} numeric columns{extra}; the training data have {width}"
             )
         return list(range(width))
     missing = [c for c in trained if c not in headers]

@@ -7,6 +7,13 @@ else as continuous; a table with both is refused (`_refuse_mixed`: the user choo
 or the dtype). Rows are split at random into train/val/test, seeded. No truth is known, so there
 is no oracle.
 
+A data set that comes with its own splits (the MAF/NSF tabular benchmarks:
+docs/tabular_benchmarks.md) names them: `val_path` and `test_path` are read by the same reader
+as the kind the training file was read as, their columns matched to its columns by name in any
+order (`matched_columns`, as src.score matches a new file), and `path` is then the training
+split, whole. A split without its own file is drawn at random from the training file with its
+fraction, as before; a fraction beside a split's own file is refused, never silently ignored.
+
 Continuous data stay in the file's units. With `standardize` the data set exposes
 `standardization = (shift, scale)`, the training split's mean and std, and the run assembly
 wraps the model in `src.models.standardized.Standardized`: the model fits z = (x − shift)/scale
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from src.data.new_rows import matched_columns
 from src.data.table_files import FORMATS, Table, read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
@@ -50,6 +58,8 @@ DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell
     "discrete": (np.int64, np.float64),  # 3.0 is a count too, checked exactly in float64
 }
 COUNT = "a count 0, 1, 2, … (data.dtype=continuous reads real numbers)"
+FRACTION_DEFAULT = 0.1  # val/test_fraction: the one value allowed beside that split's own file
+OWN = ("val", "test")  # the splits that may come from their own files
 STATS_ROWS = 1 << 16  # rows per block of the float64 statistics
 BATCH_SIZE = 256  # `batch_size: auto` for continuous data; discrete data train on full batches
 
@@ -64,11 +74,25 @@ class TableDataModule(TensorDataModule):
         "test_fraction": FRACTION,
         "batch_size": AnyOf(OneOf("auto", None), Integer(low=1)),
         "key": Nullable(Text(nonempty=True)),
+        "val_path": Nullable(Text(nonempty=True)),
+        "test_path": Nullable(Text(nonempty=True)),
     }
 
     @classmethod
     def check_together(cls, settings: Mapping[str, Any]) -> None:
-        check_fractions(settings)
+        """A split's own file and a fraction of it are two answers to one question: a fraction
+        other than the default beside the file is refused, never silently ignored."""
+        own = [split for split in OWN if settings.get(f"{split}_path") is not None]
+        for split in own:
+            key, file = f"{split}_fraction", settings[f"{split}_path"]
+            if settings.get(key) != FRACTION_DEFAULT:
+                valid = (
+                    f"{FRACTION_DEFAULT} (its default) beside data.{split}_path={file!r}, which is "
+                    f"the {split} split whole: set data.{split}_path=null to draw it by fraction"
+                )
+                raise ConfigError(key, settings.get(key), valid)
+        if not own:
+            check_fractions(settings)
 
     def __init__(
         self,
@@ -78,23 +102,32 @@ class TableDataModule(TensorDataModule):
         n_bins: int | None = None,
         dim: int | None = None,
         standardize: bool = True,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        val_fraction: float = FRACTION_DEFAULT,
+        test_fraction: float = FRACTION_DEFAULT,
         batch_size: int | str | None = "auto",
         seed: int = 0,
         key: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
     ) -> None:
         """`columns`: names or 0-based indices (null: every numeric column); `n_bins` (discrete):
         null infers max + 1; `dim`, when given, must be the number of columns (≥ 2): null leaves
         it to the file (the run assembly gives models `dim` and `n_bins` as the data found
-        them); `key`: the array of an .npz file (null: its only one)."""
+        them); `key`: the array of an .npz file (null: its only one); `val_path`, `test_path`:
+        the split's own file (null: drawn from `path` at random with its fraction)."""
         file = resolve(path)
+        files = {"train": file} | {
+            split: _own_file(own, f"{split}_path", file)
+            for split, own in zip(OWN, (val_path, test_path))
+            if own is not None
+        }
 
         table = read_table(file, columns, key, DTYPES[dtype])
         if dtype == "auto":
             _refuse_mixed(file, table)
         discrete = table.values.dtype.kind in "iu" if dtype == "auto" else dtype == "discrete"
         width = table.values.shape[1]
+        bins_from = "data.n_bins" if n_bins is not None else "the training file"
         if discrete:
             x, n_bins = _counts(file, table, n_bins)
         else:
@@ -112,7 +145,15 @@ class TableDataModule(TensorDataModule):
         )
         self.dim = width if width > 1 else None
         self.n_bins = n_bins
-        self.splits = _split(x, (val_fraction, test_fraction), seed, file)
+        fractions = {"val": val_fraction, "test": test_fraction}
+        drawn = _split(x, {s: f for s, f in fractions.items() if s not in files}, seed, file)
+        bins = (n_bins, bins_from) if discrete else None
+        own = {
+            split: _own_split(files[split], table, columns is not None, key, bins)
+            for split in OWN
+            if split in files
+        }
+        self.splits = {split: (drawn | own)[split] for split in SPLITS}
         names, skipped = table.names, table.skipped
         self.column_names = table.headers
         del x, table  # the splits hold every row: free the file's copy before the statistics
@@ -121,23 +162,35 @@ class TableDataModule(TensorDataModule):
         if not discrete:
             _refuse_constant(file, self.splits["train"], names)
             if standardize:
-                self.shift, self.scale = _standardization(file, self.splits, names)
-        self._report(file, names, skipped, discrete)
+                self.shift, self.scale = _standardization(files, self.splits, names)
+        self._report(files, names, skipped, discrete)
 
     @property
     def standardization(self) -> tuple[Tensor, Tensor] | None:
         """(shift, scale) the model must be wrapped in (`Standardized`), or None."""
         return None if self.shift is None else (self.shift, self.scale)
 
-    def _report(self, file: Path, names: list[str], skipped: list[str], discrete: bool) -> None:
+    def _report(
+        self, files: dict[str, Path], names: list[str], skipped: list[str], discrete: bool
+    ) -> None:
         sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
         kind = f"discrete, n_bins={self.n_bins}" if discrete else "continuous"
+        own = [split for split in OWN if split in files]
+        sources = ""
+        if len(own) == 2:
+            sources = f" (val {files['val']}, test {files['test']}: the data set's own splits)"
+        elif own:
+            (split,), (other,) = own, set(OWN) - set(own)
+            sources = (
+                f" ({split} {files[split]}, its own split; {other} drawn at random from this file)"
+            )
         log.info(
-            "%s: %s (%s), train/val/test %s rows%s",
-            file,
+            "%s: %s (%s), train/val/test %s rows%s%s",
+            files["train"],
             ", ".join(names),
             kind,
             sizes,
+            sources,
             f"; not numeric, left out: {', '.join(skipped)}" if skipped else "",
         )
         if self.shift is not None:
@@ -150,13 +203,50 @@ class TableDataModule(TensorDataModule):
             )
 
 
-def resolve(path: str | None) -> Path:
+def resolve(path: str | None, setting: str = "path") -> Path:
     """Relative paths are tried from the working directory, then from the project root."""
     if isinstance(path, str) and path:
         for candidate in (Path(path), ROOT / path):
             if candidate.is_file():
                 return candidate
-    raise ConfigError("path", path, f"an existing {FORMATS} file")
+    raise ConfigError(setting, path, f"an existing {FORMATS} file")
+
+
+def _own_file(path: str, setting: str, train: Path) -> Path:
+    """A split's own file, resolved as `path` is; the training file itself would score the model
+    on the rows it was fitted to."""
+    file = resolve(path, setting)
+    if file.resolve() == train.resolve():
+        raise ConfigError(setting, path, "a file other than data.path (the training split)")
+    return file
+
+
+def _own_split(
+    file: Path, train: Table, chosen: bool, key: str | None, bins: tuple[int, str] | None
+) -> Tensor:
+    """A split's own file as the training file was read: the same kind (counts when `bins`, the
+    training's (n_bins, where it came from), else real numbers), its columns matched to the
+    training columns by name in any order (by position in a file without a header). With
+    `chosen` (data.columns) the file's other columns are left out, as the training file's were;
+    else it has the training file's columns, its non-numeric ones left out alike."""
+    split = read_table(file, None, key, DTYPES["discrete" if bins else "continuous"])
+    index = {h: j for j, h in enumerate(split.headers)}
+    keep = list(range(len(split.headers)))
+    if chosen:
+        keep = [index[h] for h in train.headers if h in index] or keep
+    skipped = [s for s in split.skipped if (s in train.names if chosen else s not in train.skipped)]
+    headers = [split.headers[j] for j in keep]
+    matched = matched_columns(file, headers, skipped, train.headers, len(train.headers))
+    order = [keep[k] for k in matched]
+    if bins is None:
+        x = torch.from_numpy(np.ascontiguousarray(split.values[:, order]))
+        return x[:, 0] if len(order) == 1 else x
+    (j,) = order  # discrete data are one column (`_counts`)
+    n_bins, source = bins
+    counts = split.counts(j, COUNT)
+    expected = f"a count in 0…{n_bins - 1} (n_bins={n_bins} from {source})"
+    split.refuse(counts >= n_bins, j, "is beyond the training bins", expected)
+    return torch.from_numpy(counts)
 
 
 def _refuse_mixed(file: Path, table: Table) -> None:
@@ -212,22 +302,25 @@ def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:
     return torch.from_numpy(values), n_bins
 
 
-def _split(x: Tensor, fractions: tuple[float, float], seed: int, file: Path) -> dict[str, Tensor]:
-    """Rows drawn into train/val/test by a permutation seeded by `seed`: disjoint, every row
-    once. Each split keeps the file's order (training shuffles every epoch anyway), so the rows
-    are copied in sequence, several times faster than gathering them in random order."""
+def _split(x: Tensor, fractions: dict[str, float], seed: int, file: Path) -> dict[str, Tensor]:
+    """Rows drawn into train and the splits of `fractions` (val, test, either or none) by a
+    permutation seeded by `seed`: disjoint, every row once. Each split keeps the file's order
+    (training shuffles every epoch anyway), so the rows are copied in sequence, several times
+    faster than gathering them in random order."""
+    if not fractions:
+        return {"train": x}
     n = len(x)
-    n_val, n_test = (max(1, round(f * n)) for f in fractions)
-    if n - n_val - n_test < 2:
-        raise UserError(
-            f"{file}: {n} rows are too few for val_fraction={fractions[0]} and "
-            f"test_fraction={fractions[1]} (train needs 2 rows, val and test 1 each)"
-        )
+    sizes = {split: max(1, round(f * n)) for split, f in fractions.items()}
+    n_train = n - sum(sizes.values())
+    if n_train < 2:
+        asked = " and ".join(f"{split}_fraction={f}" for split, f in fractions.items())
+        each = " and ".join(sizes) + (" 1 each" if len(sizes) > 1 else " 1")
+        raise UserError(f"{file}: {n} rows are too few for {asked} (train needs 2 rows, {each})")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     label = torch.empty(n, dtype=torch.uint8)
-    for k, index in enumerate(perm.split([n - n_val - n_test, n_val, n_test])):
+    for k, index in enumerate(perm.split([n_train, *sizes.values()])):
         label[index] = k
-    return {split: x[label == k] for k, split in enumerate(SPLITS)}
+    return {split: x[label == k] for k, split in enumerate(["train", *sizes])}
 
 
 def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
@@ -257,12 +350,13 @@ def _moments(train: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _standardization(
-    file: Path, splits: dict[str, Tensor], names: list[str]
+    files: dict[str, Path], splits: dict[str, Tensor], names: list[str]
 ) -> tuple[Tensor, Tensor]:
     """(shift, scale) in float32, the training split's mean and std, once every column is known
     to survive it: a std float32 holds (finite, > 0) and every value of every split finite in
     float32 once standardized, as the model computes (x − shift)/scale. A column that is not
-    is refused in one line naming the file and the column, never left to overflow in a fit."""
+    is refused in one line naming the file and the column, never left to overflow in a fit.
+    `files`: each split's file (a drawn split's is the training file)."""
     mean, std = _moments(splits["train"])
     mean, std = mean.reshape(-1), std.reshape(-1)
     shift, scale = mean.float(), std.float()
@@ -270,7 +364,7 @@ def _standardization(
     for j in range(len(mean)):
         if not (math.isfinite(float(scale[j])) and float(scale[j]) > 0):
             raise UserError(
-                f"{file}, {names[j]}: its standard deviation in the training split, "
+                f"{files['train']}, {names[j]}: its standard deviation in the training split, "
                 f"{float(std[j]):.6g}, is not a positive float32; expected a column whose spread "
                 f"float32 holds (within {top:.2g}): rescale it, or leave it out with "
                 "data.columns=[...]"
@@ -283,7 +377,8 @@ def _standardization(
                 j = int((~finite).nonzero()[0])
                 worst = float((block[:, j].double() - mean[j]).abs().max() / std[j])
                 raise UserError(
-                    f"{file}, {names[j]}: standardized by the training split's mean "
+                    f"{files.get(split, files['train'])}, {names[j]}: standardized by the "
+                    f"training split's mean "
                     f"{float(mean[j]):.6g} and std {float(std[j]):.6g}, a {split} value "
                     f"becomes {worst:.3g}, beyond float32; expected a column whose values "
                     f"float32 holds once standardized (within ±{top:.2g}): rescale it, or "
