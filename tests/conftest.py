@@ -35,6 +35,18 @@ def run_module(
     )
 
 
+SHORT_RUN = ("trainer.max_epochs=2", "callbacks=none", "~logger")  # a trained run in seconds
+
+
+def trained_run(root: Path, name: str, *overrides: str) -> Path:
+    """Train `python -m src.train SHORT_RUN <overrides>` into `root/name`; its run directory."""
+    out = root / name
+    done = run_module("src.train", *SHORT_RUN, *overrides, f"paths.log_dir={out}", cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = out.glob("train/runs/*")
+    return run_dir
+
+
 @pytest.fixture
 def one_torch_thread():
     """Small problems run fastest on one torch thread when the cores are shared."""

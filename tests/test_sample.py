@@ -12,17 +12,7 @@ import torch
 from src import load_run
 from src.errors import ConfigError
 from src.sample import sample
-from tests.conftest import compose_config, run_module
-
-BUDGET = ("trainer.max_epochs=2", "callbacks=none", "~logger")
-
-
-def train(root: Path, name: str, *overrides: str) -> Path:
-    out = root / name
-    done = run_module("src.train", *BUDGET, *overrides, f"paths.log_dir={out}", cwd=root)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (run_dir,) = out.glob("train/runs/*")
-    return run_dir
+from tests.conftest import compose_config, trained_run
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +21,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     counts = np.random.default_rng(0).poisson(4.0, size=300)
     np.savetxt(root / "counts.csv", counts, delimiter=",", header="n", comments="", fmt="%d")
     return {
-        "em": train(root, "em", "model=gmm", "fit=em", "data=mog2d", "data.n_train=500"),
-        "discrete": train(
+        "em": trained_run(root, "em", "model=gmm", "fit=em", "data=mog2d", "data.n_train=500"),
+        "discrete": trained_run(
             root, "discrete", "data=table", f"data.path={root / 'counts.csv'}", "model=histogram"
         ),
-        "quakes": train(root, "quakes", "experiment=earthquake_cavi", "data.n_train=300"),
+        "quakes": trained_run(root, "quakes", "experiment=earthquake_cavi", "data.n_train=300"),
     }
 
 
@@ -116,9 +106,3 @@ def test_bad_settings_are_refused_before_anything_is_written(runs, tmp_path, set
     with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.")):
         sample(cfg)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_the_command_line_writes_the_file(runs, tmp_path):
-    done = run_module("src.sample", f"ckpt_path={runs['em']}", "n=5", "out=five.npy", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert np.load(tmp_path / "five.npy").shape == (5, 2)
