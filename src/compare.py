@@ -4,7 +4,9 @@ Finds every run under the directories (single runs, sweeps, Optuna studies) and 
 first directory (or OUT): `comparison.csv` and `comparison.md`, one row per configuration with
 the mean ± standard error over seeds of every final metric and its completed and failed seeds
 counted, a models × data sets table of test/kl_gap and paired differences between models
-(src/sweeps/aggregate.py); and `comparison.png`, each model's density next to the truth.
+(src/sweeps/aggregate.py); and `comparison.png`, each model's density next to the truth. Runs
+that differ in `model.n_components` add `choose_k.csv`/`.md`/`.png`, the K chosen by train/bic
+and by val/nll (src/sweeps/choose_k.py), and print those choices.
 Torch and matplotlib are imported only to draw, so `--help` and mistakes answer at once.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from src.errors import UserError, first_line
 from src.sweeps.aggregate import CSV, MARKDOWN, Comparison, Config, write_comparison
+from src.sweeps.choose_k import k_curves, write_choose_k
 from src.sweeps.runs import find_runs
 from src.utils.cli import EXIT_USER_ERROR
 
@@ -47,6 +50,11 @@ def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: boo
 
         draw(rows, out_dir / FIGURE)
         written.append(out_dir / FIGURE)
+    curves = k_curves(comparison)
+    if curves:
+        written += write_choose_k(curves, out_dir, figure)
+    for curve in curves:
+        print(curve.verdict())
     return written
 
 

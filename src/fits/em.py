@@ -6,6 +6,23 @@ centre that keeps float32 digits); the M-step (`src.models.gmm_ops.from_statisti
 π, μ, Σ from their sums. The objective is the mean log-likelihood *before* the step, which EM
 never decreases; a restart ends when it changes by less than `tol`. Memory is K×D×CHUNK per
 batch, never N×K: any N fits, given batches.
+
+Choosing K. The test stage adds `train/bic` and `train/aic` of the final mixture θ̂ on the
+training split, scikit-learn's `GaussianMixture.bic(X)` and `aic(X)`:
+
+    BIC = −2 ℓ(θ̂) + p ln N,    AIC = −2 ℓ(θ̂) + 2p,    ℓ(θ̂) = Σ_{n ≤ N} log p(x_n; θ̂),
+
+with p the free parameters: K − 1 weights (they sum to 1), K·D means, and per component the
+D(D+1)/2 entries of a symmetric covariance (`full`) or its D variances (`diag`). ℓ(θ̂) needs its
+own pass: the logged objective of the last step is ℓ(θ_{T−1})/N, the log-likelihood *before*
+the M-step that produced θ̂ = θ_T, and EM only promises ℓ(θ_T) ≥ ℓ(θ_{T−1}). At convergence
+the last gain was under tol per point and the next is of its order, up to ~2N·tol in BIC: a
+relative error ~tol / |ℓ/N| (3e-7 for tol = 1e-6 on mog2d), far above 1e-8; a restart cut by
+max_iter, a kept earlier restart or online EM's moving parameters can be further off. So the
+pass sums the same `log_likelihood` statistic an update sums, over every training batch of every
+rank (`training_totals`: float64, one all-reduce), and N is the summed count: any batch size and
+any number of processes give the same criteria. The pass runs at test, on exactly the weights
+of last.ckpt that the test metrics score, however the fit ended (converged, cut, resumed).
 """
 
 from __future__ import annotations
@@ -62,3 +79,21 @@ class EMFit(SufficientStatsFit):
         )
         model.set_parameters(*parameters)
         return stats["log_likelihood"] / stats["n"]
+
+    def extra_test_metrics(self) -> dict[str, Tensor]:
+        """train/bic and train/aic of the final parameters (see the module's docstring)."""
+        totals = self.training_totals()
+        return information_criteria(totals["log_likelihood"], totals["n"], n_parameters(self.model))
+
+
+def n_parameters(model: GaussianMixture) -> int:
+    """K − 1 + K·D + K·D(D+1)/2 (full) or K − 1 + 2K·D (diag): scikit-learn's count."""
+    k, (d,) = model.n_components, model.event_shape
+    covariance = k * d if model.diagonal else k * d * (d + 1) // 2
+    return k - 1 + k * d + covariance
+
+
+def information_criteria(log_likelihood: Tensor, n: Tensor, p: int) -> dict[str, Tensor]:
+    """BIC = −2ℓ + p ln N and AIC = −2ℓ + 2p, for ℓ the log-likelihood summed over N points."""
+    deviance = -2 * log_likelihood
+    return {"train/bic": deviance + p * n.log(), "train/aic": deviance + 2 * p}

@@ -33,7 +33,9 @@ What holds exactly (tests/test_online_fits.py), with full batches (B = N, ŝ_t =
   fixed points: started at one, every iterate stays there.
 
 The objective of an update is the batch's log-likelihood per point *before* it (as EM logs);
-`train/nll` per pass is their mean over the pass (see `src/fits/online.py`).
+`train/nll` per pass is their mean over the pass (see `src/fits/online.py`), an estimate from
+moving parameters; `train/bic` and `train/aic` are those of the final parameters, measured at
+test by a pass over the training split as for batch EM (`EMFit.extra_test_metrics`).
 """
 
 from __future__ import annotations

@@ -122,17 +122,34 @@ class SufficientStatsFit(DensityFit):
 
     @torch.no_grad()
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        stats = self.batch_statistics(batch["x"].to(self.compute_dtype))
-        stats = {
-            k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in stats.items()
-        }
-        stats["n"] = torch.tensor(float(len(batch["x"])), dtype=torch.float64, device=self.device)
+        stats = self._batch_sums(batch["x"])
         self._sums = (
             stats if self._sums is None else {k: self._sums[k] + v for k, v in stats.items()}
         )
         if batch_idx + 1 == self.trainer.num_training_batches:
             summed = self._all_reduce(self._sums)
             self.optimizers().step(closure=lambda: self._update(summed))
+
+    def _batch_sums(self, x: Tensor) -> dict[str, Tensor]:
+        """The batch's statistics under the current parameters in float64, with its size `n`."""
+        stats = self.batch_statistics(x.to(self.compute_dtype))
+        sums = {
+            k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in stats.items()
+        }
+        sums["n"] = torch.tensor(float(len(x)), dtype=torch.float64, device=self.device)
+        return sums
+
+    @torch.no_grad()
+    def training_totals(self) -> dict[str, Tensor]:
+        """The current parameters' statistics over the whole training split: this rank's
+        training batches summed in float64, then one all-reduce, exactly as before an update, so
+        the totals do not depend on the batch size or the number of processes. One E-step's
+        cost; for what is measured on the final parameters (EM's information criteria)."""
+        sums: dict[str, Tensor] | None = None
+        for batch in self.trainer.datamodule.train_dataloader():
+            stats = self._batch_sums(batch["x"])
+            sums = stats if sums is None else {k: sums[k] + v for k, v in stats.items()}
+        return self._all_reduce(sums)
 
     def _all_reduce(self, stats: dict[str, Tensor]) -> dict[str, Tensor]:
         """One all-reduce of every statistic, flattened into one float64 vector."""
