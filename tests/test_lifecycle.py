@@ -48,7 +48,7 @@ CASES = {
         {"study": "estimator", "data": "none"},
     ),
 }
-FAST = {"nsf-checkerboard", "gmm-table"}
+FAST = {"gmm-table"}  # nsf, EM and the study: -m slow (the fast suite stays under 10 minutes)
 COMMON = ("trainer.max_epochs=40", "callbacks.figures.every_n_epochs=1000")  # EM: converged
 
 
