@@ -101,7 +101,7 @@ class ElboStudy(SamplingStudy):
         return terms.mean(), terms.std() / math.sqrt(self.n_eval)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self.log("val/neg_elbo", -self.evaluate()[0])
+        self.log("val/neg_elbo", -self.evaluate()[0], prog_bar=True)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         elbo, se = self.evaluate()

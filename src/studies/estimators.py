@@ -137,7 +137,7 @@ class EstimatorStudy(SamplingStudy):
         self._log_final("train/objective_exact")
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self.log("val/objective_exact", self.exact())
+        self.log("val/objective_exact", self.exact(), prog_bar=True)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._log_final("objective_exact")

@@ -75,7 +75,7 @@ class ExponentialReparamStudy(SamplingStudy):
         return losses.sum()  # rows are independent: each gets its own estimator's gradient
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self.log("val/mean_gap", (self.exact_losses() - self.a**2 / 2).mean())
+        self.log("val/mean_gap", (self.exact_losses() - self.a**2 / 2).mean(), prog_bar=True)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         rates = torch.tensor(self.rates, dtype=torch.float64)

@@ -104,7 +104,7 @@ class GumbelSoftmaxStudy(SamplingStudy):
         return losses.sum()  # rows are independent: each gets its own estimator's gradient
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self.log("val/mean_gap", (self.exact_losses() - self.f_values.min()).mean())
+        self.log("val/mean_gap", (self.exact_losses() - self.f_values.min()).mean(), prog_bar=True)
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         exact = exact_gradient(self.init.double(), self.f.vertex_values())

@@ -80,7 +80,7 @@ class ImportanceStudy(SamplingStudy):
             return
         self.optimizers().step(closure=self._tune)
         self.log_now({"train/proposal_q": self.q, "train/second_moment": self._second_moment})
-        self.log("train/proposal_q", self.q)
+        self.log("train/proposal_q", self.q, prog_bar=True)
 
     def _tune(self) -> None:
         """One proposal update from `tune_paths` walks under the current q."""
