@@ -25,6 +25,7 @@ from torch import nn
 
 from src.callbacks.last_checkpoint import LastCheckpoint
 from src.callbacks.lean import NoProfiler
+from src.callbacks.progress import EpochProgressBar
 from src.callbacks.run_guard import RunGuard
 from src.callbacks.threads import ThreadPolicy
 from src.data.protocol import DataSource
@@ -243,7 +244,8 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     A callback whose `monitor` is `auto` follows the module's own metric (`RunModule.monitor`),
     and is left out for a module that monitors nothing. Always on, whatever `callbacks=` says:
     `last.ckpt` after every epoch, the run guard (non-finite check, checkpoint on Ctrl+C, the
-    run's identity in every checkpoint) and the thread policy (`threads`)."""
+    run's identity in every checkpoint) and the thread policy (`threads`); the epoch progress
+    bar unless `trainer.enable_progress_bar=false` or another bar is chosen."""
     threads = check_threads(cfg.get("threads", "auto"))
     callbacks = [
         build(c, f"callbacks.{k}", **_monitored(c, module))
@@ -259,6 +261,8 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     ]
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    elif not any(isinstance(c, ProgressBar) for c in callbacks):  # e.g. callbacks=none
+        callbacks.append(EpochProgressBar())  # the epoch bar, not Lightning's default
     lean = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     if not cfg.trainer.get("plugins"):
         lean["plugins"] = [LocalCheckpointIO()]

@@ -141,3 +141,52 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no partial left
     io.save_checkpoint({"epoch": 3}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 3}
+
+
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory) -> Path:
+    """A completed 2-epoch run of gmm on mog2d, through the command line (its .hydra record)."""
+    from tests.conftest import trained_run
+
+    root = tmp_path_factory.mktemp("completed")
+    return trained_run(root, "run", "model=gmm", "data=mog2d", "data.n_train=300")
+
+
+def resumed(run_dir: Path, *overrides: str) -> dict:
+    """`python -m src.train resume=<run dir> <overrides>`, in-process."""
+    output = run_dir / "resumed" / f"t{time.monotonic_ns()}"
+    return train(compose_config(f"resume={run_dir}", *overrides, output_dir=output))
+
+
+def test_a_resume_that_would_change_the_run_is_refused_and_changes_nothing(completed):
+    from src.errors import UserError
+
+    before = (
+        (completed / "metrics.json").read_text(),
+        (completed / ".hydra/config.yaml").read_text(),
+    )
+    for override in ("model.n_components=3", "seed=1", "data=banana", "optimizer.lr=0.5"):
+        key = override.split("=")[0]
+        with pytest.raises(UserError, match=rf"^resume=.* cannot change {key}: it would change"):
+            resumed(completed, override)
+    ckpt = completed / "checkpoints" / "last.ckpt"
+    with pytest.raises(UserError, match=r"^give resume=<run dir> or ckpt_path=<checkpoint>"):
+        resumed(completed, f"ckpt_path={ckpt}")
+    after = (completed / "metrics.json").read_text(), (completed / ".hydra/config.yaml").read_text()
+    assert after == before
+
+
+def test_a_completed_run_resumed_changes_nothing_until_its_budget_grows(completed, capsys):
+    record = json.loads((completed / "metrics.json").read_text())
+    assert resumed(completed) == record  # complete: the record as it was, nothing trained
+    assert "is complete; nothing changed" in capsys.readouterr().out
+    grown = resumed(completed, "trainer.max_epochs=4")
+    assert grown["epochs"] == 4 and grown["status"] == "completed"
+    assert {k: grown[k] for k in ("model", "data", "fit", "seed")} == {
+        k: record[k] for k in ("model", "data", "fit", "seed")
+    }
+    assert grown["overrides"] == record["overrides"] | {"trainer.max_epochs": "4"}
+    saved = (completed / ".hydra" / "config.yaml").read_text()
+    assert "max_epochs: 4" in saved  # what src.compare and the next resume read
+    ckpt = torch.load(completed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 3
