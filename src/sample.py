@@ -17,11 +17,13 @@ from omegaconf import DictConfig
 
 from src.errors import ConfigError, UserError
 from src.utils.cli import hydra_entry, run_cli
+from src.utils.constraints import Integer
 from src.utils.resolvers import register_resolvers
 
 register_resolvers()
 
 CHUNK = 1 << 16  # samples per draw
+COUNT = Integer(low=1)  # what `n` accepts
 
 
 def sample(cfg: DictConfig) -> dict[str, Any]:
@@ -35,8 +37,8 @@ def sample(cfg: DictConfig) -> dict[str, Any]:
 
     out = checked_out(cfg.get("out"))
     n = cfg.get("n")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError("n", n, "an integer >= 1 (the number of samples)")
+    if not COUNT.accepts(n):
+        raise ConfigError("n", n, f"{COUNT.describe()} (the number of samples)")
     seed = checked_seed(cfg.get("seed"))
     run = rebuild(cfg.ckpt_path)
     if run.model is None:

@@ -13,7 +13,6 @@ checkpoint, the file and its SHA-256, the model.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ def score(cfg: DictConfig) -> dict[str, Any]:
     from src.build import quiet_known_noise, rebuild
     from src.data.new_rows import row_blocks
     from src.data.table import resolve
-    from src.utils.hydra_context import choice
+    from src.utils.metrics import write_json
     from src.utils.row_files import checked_out, row_file
 
     quiet_known_noise()
@@ -73,35 +72,22 @@ def score(cfg: DictConfig) -> dict[str, Any]:
             "scores": str(out),
             **source,
             "checkpoint": str(run.cfg.ckpt_path),
-            "model": choice(run.cfg, "model"),
-            "data": choice(run.cfg, "data"),
-            **run.identity.labels(),
+            **run.identity.labels(),  # model, data, fit, seed, overrides
         }
-        _write_summary(out.with_suffix(".json"), summary)
+        write_json(out.with_suffix(".json"), summary)  # before the scores are renamed in
     print(f"{out}: log-density of {n} rows; mean NLL {-mean:.6g} ± {summary['nll_se']:.2g} nats")
     return summary
 
 
 def sha256(file: Path) -> str:
-    digest = hashlib.sha256()
     with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _test_file(run_cfg: DictConfig) -> dict[str, str]:
     """The file the test split came from: its own (`data.test_path`) or the training file's."""
     path = run_cfg.data.get("test_path") or run_cfg.data.get("path")
     return {"data_file": str(path)} if path else {}
-
-
-def _write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Written before the scores are renamed into place: both files or neither."""
-    try:
-        path.write_text(json.dumps(summary, indent=2) + "\n")
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="score")

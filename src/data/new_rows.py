@@ -22,11 +22,9 @@ import torch
 from torch import Tensor
 
 from src.data.protocol import DataSource
-from src.data.table_files import DELIMITERS, Table, read_table
+from src.data.table_files import DELIMITERS, DTYPES, Table, read_table
 from src.errors import UserError
 
-CONTINUOUS = (np.float32,)
-DISCRETE = (np.int64, np.float64)  # 3.0 is a count too, checked exactly in float64
 COUNT = "a count 0, 1, 2, …"
 BLOCK_ROWS = 1 << 18
 
@@ -40,7 +38,7 @@ def row_blocks(file: Path, data: DataSource, rows: int | None = BLOCK_ROWS) -> I
             f"{data.support}: score its own test split (leave data.path out)"
         )
     discrete = data.support == "discrete"
-    dtypes = DISCRETE if discrete else CONTINUOUS
+    dtypes = DTYPES[data.support]
     head = read_table(file, None, None, dtypes, max_rows=rows)
     width = data.event_shape[0] if len(data.event_shape) else 1
     order = matched_columns(file, head.headers, head.skipped, data.column_names, width)

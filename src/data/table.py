@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from src.data.new_rows import matched_columns
-from src.data.table_files import FORMATS, Table, read_table
+from src.data.table_files import DTYPES, FORMATS, Table, read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
 from src.errors import ConfigError, UserError
 from src.utils.constraints import (
@@ -52,11 +52,6 @@ from src.utils.constraints import (
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell is an integer
-    "auto": (np.int64, np.float32),  # integers: counts; anything else: float32
-    "continuous": (np.float32,),
-    "discrete": (np.int64, np.float64),  # 3.0 is a count too, checked exactly in float64
-}
 COUNT = "a count 0, 1, 2, … (data.dtype=continuous reads real numbers)"
 FRACTION_DEFAULT = 0.1  # val/test_fraction: the one value allowed beside that split's own file
 OWN = ("val", "test")  # the splits that may come from their own files

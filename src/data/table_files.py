@@ -38,6 +38,11 @@ INT64 = np.iinfo(np.int64)
 IN_INT64 = f"an integer from {INT64.min} to {INT64.max} (int64)"
 INTEGER = re.compile(r"[+-]?[0-9]+")  # an integer as written, as numpy's int64 reader takes it
 EXACT = 2.0**53  # beyond it a float64 no longer holds every integer
+DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell is an integer
+    "auto": (np.int64, np.float32),  # integers: counts; anything else: float32
+    "continuous": (np.float32,),
+    "discrete": (np.int64, np.float64),  # 3.0 is a count too, checked exactly in float64
+}
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,11 +18,15 @@ def as_floats(metrics: Mapping[str, object]) -> dict[str, float]:
 
 
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
-    path = Path(run_dir) / "metrics.json"
+    return write_json(Path(run_dir) / "metrics.json", metrics)
+
+
+def write_json(path: Path, record: Mapping[str, Any]) -> Path:
+    """`record` as indented JSON, written atomically: a reader never sees half a file."""
     tmp = path.with_suffix(".json.tmp")
     try:
-        tmp.write_text(json.dumps(dict(metrics), indent=2) + "\n")
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        tmp.write_text(json.dumps(dict(record), indent=2) + "\n")
+        tmp.replace(path)
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     return path
