@@ -178,3 +178,21 @@ def test_a_bad_cell_in_a_later_block_is_named_by_its_line(runs, tmp_path):
     (tmp_path / "late.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"late.csv, line 34, column 'b': inf is not a finite"):
         list(row_blocks(tmp_path / "late.csv", training_data(runs), rows=7))
+
+
+def test_ctrl_c_midway_leaves_no_file_and_ends_in_one_line(tmp_path, capsys):
+    """Ctrl+C while rows are being written: neither the target nor its temporary file is left,
+    and the command ends with one line and exit code 130, not a traceback."""
+    from src.utils.cli import run_cli
+    from src.utils.row_files import row_file
+
+    def interrupted(cfg):
+        with row_file(tmp_path / "scores.csv", ["log_density"], [np.dtype(np.float64)]) as write:
+            write(np.zeros(10))
+            raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(interrupted, None)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted (Ctrl+C)\n"
+    assert list(tmp_path.iterdir()) == []

@@ -26,17 +26,24 @@ from omegaconf.errors import OmegaConfBaseException
 from src.errors import UserError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 FULL_ERROR = "HYDRA_FULL_ERROR"  # "1": Hydra re-raises its errors (hydra.cc, "Debugging")
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, UserError)
 
 
 def run_cli(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, Any]:
-    """Run `task(cfg)`; a `UserError` ends the process with its message as the last stderr line."""
+    """Run `task(cfg)`; a `UserError` ends the process with its message as the last stderr line,
+    Ctrl+C with one line too and exit code 130 (the shell's for SIGINT): what it was writing is
+    left out (src/utils/row_files.py), never a traceback. (A training run turns Ctrl+C into its
+    own `RunInterrupted`, with the command that resumes it.)"""
     try:
         return task(cfg)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl+C)", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 _held: tuple[Any, io.StringIO] | None = None  # (the real stderr, what Hydra wrote so far)
