@@ -147,7 +147,8 @@ def build_module(cfg: DictConfig, datamodule: DataSource) -> RunModule:
     fit_class = _fit_class(cfg)
     check_pairing(cfg, model, fit_class, datamodule)
     fit = build(cfg.fit, "fit", model=model, **_optimizer_for(cfg.fit, cfg))
-    fit.prepare(datamodule.train_x, resuming=bool(cfg.get("ckpt_path")))  # e.g. K > N refused
+    resuming = bool(cfg.get("ckpt_path"))
+    fit.prepare(datamodule.train_x, resuming, datamodule.train_weights)  # e.g. K > N refused
     check_memory(cfg, model, datamodule)
     return fit
 

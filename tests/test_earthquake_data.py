@@ -76,7 +76,7 @@ def test_truth_log_prob_is_the_closed_form_and_normalised():
 
 
 def test_the_shipped_example_loads():
-    x, s = load_catalogue("data/examples/earthquakes.csv")
+    x, s, _ = load_catalogue("data/examples/earthquakes.csv")
     assert x.shape == (300, 2) and (s >= 0).all()
     data = CsvEarthquakes("data/examples/earthquakes.csv", val_fraction=0.1, test_fraction=0.2)
     assert [len(data.splits[k]) for k in ("train", "val", "test")] == [210, 30, 60]
@@ -219,6 +219,6 @@ def test_rules_across_settings_name_the_setting(target, settings, message):
 def test_a_tsv_catalogue_reads_through_the_same_reader(tmp_path):
     path = tmp_path / "events.tsv"
     path.write_text("X\tY\tS\tnote\n0.5\t1\t2\ta\n1.5\t2\t3.0\tb\n2.5\t3\t0\tc\n")
-    x, s = load_catalogue(path)
+    x, s, _ = load_catalogue(path)
     assert x.dtype == torch.float64 and x.tolist() == [[0.5, 1.0], [1.5, 2.0], [2.5, 3.0]]
     assert s.dtype == torch.long and s.tolist() == [2, 3, 0]

@@ -83,9 +83,9 @@ def test_float32_and_csv_catalogue_run(make_cfg, monkeypatch):
     seen = []
     statistics = CAVIFit.batch_statistics
 
-    def spy(self, events):
+    def spy(self, events, weights=None):
         seen.append(events.dtype)
-        return statistics(self, events)
+        return statistics(self, events, weights)
 
     monkeypatch.setattr(CAVIFit, "batch_statistics", spy)
     cfg = make_cfg(

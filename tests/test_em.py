@@ -26,7 +26,7 @@ def _ring_data(n=3000, seed=0) -> torch.Tensor:
 
 
 def _em_fit(gmm: GaussianMixture, x: torch.Tensor, seed: int) -> EMFit:
-    """`fit=em` on x at restart 0's start, `gmm.init_from_data(x, Generator().manual_seed(seed))`
+    """`fit=em` on x at restart 0's start, `gmm.init_from_data(x, generator=...)`
     (x, under INIT_POINTS rows, is its own initialisation subsample and sets the shift)."""
     fit = EMFit(gmm, seed=seed)
     fit.prepare(x, resuming=False)

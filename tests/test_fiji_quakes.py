@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_shipped_catalogue_is_r_quakes():
-    lat_lon, stations = load_catalogue("data/fiji_quakes.csv", ("lat", "long", "stations"))
+    lat_lon, stations, _ = load_catalogue("data/fiji_quakes.csv", ("lat", "long", "stations"))
     assert lat_lon.shape == (1000, 2) and stations.shape == (1000,)
     # R: summary(quakes) — the means and ranges of lat, long and stations
     assert lat_lon.mean(0).tolist() == pytest.approx([-20.64275, 179.46202], abs=1e-5)

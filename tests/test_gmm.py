@@ -167,7 +167,7 @@ def test_init_from_data_places_components_on_the_data(init):
     centres = torch.tensor([[-5.0, 0.0], [5.0, 0.0]])
     x = (centres[torch.arange(400) % 2] + 0.3 * torch.randn(400, 2)).double()
     gmm = GaussianMixture(2, 2, init=init, init_trials=20).double()
-    gmm.init_from_data(x, torch.Generator().manual_seed(0))
+    gmm.init_from_data(x, generator=torch.Generator().manual_seed(0))
     found = gmm.loc.detach().sort(0).values
     assert torch.isfinite(gmm.log_prob(x)).all()
     torch.testing.assert_close(found[:, 0], torch.tensor([-5.0, 5.0]).double(), atol=0.1, rtol=0)

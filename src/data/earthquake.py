@@ -20,6 +20,7 @@ from torch.distributions import Categorical, Normal, Poisson
 
 from src.data.table_files import read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
+from src.data.weights import checked, refuse_empty
 from src.errors import ConfigError, UserError
 from src.models.earthquake import POSITIVE, PRIOR, check_prior, make_prior
 from src.utils.constraints import (
@@ -40,6 +41,7 @@ LATITUDE = "a latitude in [-90, 90] degrees"
 FILE = "an existing CSV file (or .tsv, .npy, .npz, .parquet)"
 COLUMN = AnyOf(Text(nonempty=True), Integer(low=0))  # a header's name, or a 0-based index
 SPLIT: dict[str, Constraint] = {"val_fraction": FRACTION, "test_fraction": FRACTION}
+WEIGHTS: dict[str, Constraint] = {"weight_column": Nullable(COLUMN)}  # null: unweighted
 
 
 class EarthquakeTruth:
@@ -71,9 +73,21 @@ class EarthquakeDataModule(TensorDataModule):
 
     support = "earthquake"
 
-    def __init__(self, splits: dict[str, Tensor], batch_size: int | None, seed: int) -> None:
+    def __init__(
+        self,
+        splits: dict[str, Tensor],
+        batch_size: int | None,
+        seed: int,
+        weights: dict[str, Tensor] | None = None,
+        weight_column: str | int | None = None,
+    ) -> None:
+        """`weights`: each split's event weights (from the catalogue's `weight_column`)."""
         super().__init__(batch_size, seed)
         self.splits = {split: events.float() for split, events in splits.items()}
+        if weights is not None:
+            self.weight_column = str(weight_column)
+            for split in SPLITS:
+                self.extras[split]["weight"] = weights[split]
 
 
 class SyntheticEarthquakes(EarthquakeDataModule):
@@ -147,7 +161,7 @@ class CsvEarthquakes(EarthquakeDataModule):
     table reader (`src.data.table_files`), so a TSV or Parquet file with those columns works
     too, and a bad cell is one line naming its file line and column."""
 
-    constraints: ClassVar[dict[str, Constraint]] = {**SPLIT}
+    constraints: ClassVar[dict[str, Constraint]] = {**SPLIT, **WEIGHTS}
 
     @classmethod
     def check_together(cls, settings: Mapping[str, Any]) -> None:
@@ -160,10 +174,12 @@ class CsvEarthquakes(EarthquakeDataModule):
         test_fraction: float = 0.1,
         batch_size: int | None = None,
         seed: int = 0,
+        weight_column: str | int | None = None,
     ) -> None:
-        x, s = load_catalogue(path)
-        splits = _split(path, x, s, val_fraction, test_fraction, seed)
-        super().__init__(splits, batch_size, seed)
+        """`weight_column`: a column of event weights (≥ 0), a name or 0-based index."""
+        x, s, w = load_catalogue(path, weight_column=weight_column)
+        splits, weights = _split(path, x, s, w, val_fraction, test_fraction, seed)
+        super().__init__(splits, batch_size, seed, weights, weight_column)
 
 
 class GeoCatalogue(EarthquakeDataModule):
@@ -183,6 +199,7 @@ class GeoCatalogue(EarthquakeDataModule):
         "count_column": COLUMN,
         "origin": Nullable(ListOf(Real(), length=2)),
         **SPLIT,
+        **WEIGHTS,
     }
 
     @classmethod
@@ -204,20 +221,24 @@ class GeoCatalogue(EarthquakeDataModule):
         test_fraction: float = 0.1,
         batch_size: int | None = None,
         seed: int = 0,
+        weight_column: str | int | None = None,
     ) -> None:
+        """`weight_column`: a column of event weights (≥ 0), a name or 0-based index."""
         columns = {
             "lat_column": lat_column,
             "lon_column": lon_column,
             "count_column": count_column,
         }
-        lat_lon, s = read_catalogue(_resolve(path), columns, latitude=True)
+        if weight_column is not None:
+            columns["weight_column"] = weight_column
+        lat_lon, s, w = read_catalogue(_resolve(path), columns, latitude=True)
         if origin is not None:
             self.origin = (float(origin[0]), float(origin[1]))
         else:
             self.origin = catalogue_centre(lat_lon)
         x = project(lat_lon, self.origin)
-        splits = _split(path, x, s, val_fraction, test_fraction, seed)
-        super().__init__(splits, batch_size, seed)
+        splits, weights = _split(path, x, s, w, val_fraction, test_fraction, seed)
+        super().__init__(splits, batch_size, seed, weights, weight_column)
         self.columns = (lat_column, lon_column, count_column)
 
 
@@ -241,29 +262,46 @@ def project(lat_lon: Tensor, origin: tuple[float, float]) -> Tensor:
 
 
 def _split(
-    path: str, x: Tensor, s: Tensor, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, Tensor]:
-    """Seeded random train/val/test split of the events (x, y, S); the fractions are the
-    declared ones (each in (0, 1), their sum < 1), checked where the data set is built."""
+    path: str,
+    x: Tensor,
+    s: Tensor,
+    w: Tensor | None,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
+    """Seeded random train/val/test split of the events (x, y, S) and their weights `w` (None:
+    unweighted); the fractions are the declared ones (each in (0, 1), their sum < 1), checked
+    where the data set is built. A split whose weights are all 0 is refused."""
     n_val, n_test = (max(1, round(f * len(x))) for f in (val_fraction, test_fraction))
     if len(x) - n_val - n_test < 1:
         raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     parts = perm.split([len(x) - n_val - n_test, n_val, n_test])
     events = torch.cat([x, s[:, None].double()], dim=1)
-    return {k: events[i] for k, i in zip(SPLITS, parts)}
+    splits = {k: events[i] for k, i in zip(SPLITS, parts)}
+    if w is None:
+        return splits, None
+    weights = {k: w[i] for k, i in zip(SPLITS, parts)}
+    for split, split_weights in weights.items():
+        refuse_empty(split_weights, split, str(path), "weight_column")
+    return splits, weights
 
 
 def load_catalogue(
-    path: str | Path, names: Sequence[str] = ("x", "y", "s")
-) -> tuple[Tensor, Tensor]:
-    """(two coordinates [N, 2] float64, counts [N] long) from a file whose header names the
-    columns `names` (coordinate, coordinate, count; matched exactly, else without case, in any
-    order among other columns). A header without one of them, or a bad cell, raises a
-    `UserError` naming the file and its line (and the cell's column)."""
+    path: str | Path, names: Sequence[str] = ("x", "y", "s"), weight_column: Any = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(two coordinates [N, 2] float64, counts [N] long, weights [N] float64 or None) from a
+    file whose header names the columns `names` (coordinate, coordinate, count; matched
+    exactly, else without case, in any order among other columns) and `weight_column`, if
+    given. A header without one of them, or a bad cell, raises a `UserError` naming the file
+    and its line (and the cell's column)."""
     file = _resolve(path)
+    columns = {str(n): n for n in names}
+    if weight_column is not None:
+        columns["weight_column"] = weight_column
     try:
-        return read_catalogue(file, {str(n): n for n in names}, latitude=False)
+        return read_catalogue(file, columns, latitude=False)
     except ConfigError as error:
         if error.key not in names:
             raise
@@ -273,9 +311,12 @@ def load_catalogue(
         ) from None
 
 
-def read_catalogue(file: Path, columns: Mapping[str, Any], latitude: bool) -> tuple[Tensor, Tensor]:
-    """(two coordinates [N, 2] float64, counts [N] long) from the table file's columns
-    {setting: column} (coordinate, coordinate, count), read by `read_table` as float64 (as
+def read_catalogue(
+    file: Path, columns: Mapping[str, Any], latitude: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(two coordinates [N, 2] float64, counts [N] long, weights [N] float64 or None) from the
+    table file's columns {setting: column} (coordinate, coordinate, count, and a fourth, the
+    weights, when given), read by `read_table` as float64 (as
     Python's float() reads the text; counts beyond 2⁵³ exact from it). A column no setting finds
     is a `ConfigError` naming the setting and the header's columns; a bad cell (not a finite
     number, a count below 0, not whole or beyond int64, with `latitude` a first coordinate
@@ -290,8 +331,9 @@ def read_catalogue(file: Path, columns: Mapping[str, Any], latitude: bool) -> tu
     if latitude:
         table.refuse(~((lat >= -90) & (lat <= 90)), 0, "is outside [-90, 90]", LATITUDE)
     counts = table.counts(2, COUNT)
+    weights = checked(table, 3) if len(columns) > 3 else None
     coordinates = np.ascontiguousarray(table.values[:, :2])
-    return torch.from_numpy(coordinates), torch.from_numpy(counts)
+    return torch.from_numpy(coordinates), torch.from_numpy(counts), weights
 
 
 def _resolve(path: Any) -> Path:

@@ -35,6 +35,7 @@ class EmptyDataModule(pl.LightningDataModule):
     support = "none"
     event_shape = torch.Size([])
     truth = dim = n_bins = column_names = standardization = batch_size = train_x = None
+    weight_column = train_weights = None
     eval_batch_size = 1
 
     constraints: ClassVar[dict[str, Constraint]] = {"steps_per_epoch": Integer(low=1)}

@@ -23,9 +23,15 @@ class DataSource(Protocol):
     column_names: list[str] | None  # a file's column names (data=table), for axes and outputs
     batch_size: int | None  # None: full batch
     eval_batch_size: int
+    weight_column: str | None  # the column that weights the rows (batches carry "weight")
 
     @property
     def train_x(self) -> Tensor | None: ...
+
+    @property
+    def train_weights(self) -> Tensor | None:
+        """The training rows' weights (≥ 0, float64), or None: every row counts once."""
+        ...
 
     @property
     def standardization(self) -> tuple[Tensor, Tensor] | None:

@@ -14,6 +14,12 @@ order (`matched_columns`, as src.score matches a new file), and `path` is then t
 split, whole. A split without its own file is drawn at random from the training file with its
 fraction, as before; a fraction beside a split's own file is refused, never silently ignored.
 
+A `weight_column` weights the rows (src/data/weights.py): it is read beside the data, never a
+model input (with `columns: null` every other numeric column is data), and follows its rows
+into their splits; a split's own file has the same column, found by the training file's name
+for it. Every fit and metric then counts row n w_n times, and the standardization is the
+weighted mean and std of the training split.
+
 Continuous data stay in the file's units. With `standardize` the data set exposes
 `standardization = (shift, scale)`, the training split's mean and std, and the run assembly
 wraps the model in `src.models.standardized.Standardized`: the model fits z = (x − shift)/scale
@@ -35,8 +41,9 @@ import torch
 from torch import Tensor
 
 from src.data.new_rows import matched_columns
-from src.data.table_files import DTYPES, FORMATS, Table, read_table
+from src.data.table_files import DTYPES, FORMATS, AllBut, Table, read_table
 from src.data.tensor_datamodule import SPLITS, TensorDataModule
+from src.data.weights import describe, read_weights, refuse_empty
 from src.errors import ConfigError, UserError
 from src.utils.constraints import (
     FRACTION,
@@ -71,6 +78,7 @@ class TableDataModule(TensorDataModule):
         "key": Nullable(Text(nonempty=True)),
         "val_path": Nullable(Text(nonempty=True)),
         "test_path": Nullable(Text(nonempty=True)),
+        "weight_column": Nullable(AnyOf(Text(nonempty=True), Integer(low=0))),
     }
 
     @classmethod
@@ -104,12 +112,14 @@ class TableDataModule(TensorDataModule):
         key: str | None = None,
         val_path: str | None = None,
         test_path: str | None = None,
+        weight_column: str | int | None = None,
     ) -> None:
         """`columns`: names or 0-based indices (null: every numeric column); `n_bins` (discrete):
         null infers max + 1; `dim`, when given, must be the number of columns (≥ 2): null leaves
         it to the file (the run assembly gives models `dim` and `n_bins` as the data found
         them); `key`: the array of an .npz file (null: its only one); `val_path`, `test_path`:
-        the split's own file (null: drawn from `path` at random with its fraction)."""
+        the split's own file (null: drawn from `path` at random with its fraction);
+        `weight_column`: the column of row weights, a name or 0-based index (null: unweighted)."""
         file = resolve(path)
         files = {"train": file} | {
             split: _own_file(own, f"{split}_path", file)
@@ -117,7 +127,13 @@ class TableDataModule(TensorDataModule):
             if own is not None
         }
 
-        table = read_table(file, columns, key, DTYPES[dtype])
+        weights, weight_key = None, None
+        if weight_column is not None:
+            weights, weight_name = read_weights(file, weight_column, key)
+        table = read_table(file, _data_columns(columns, weight_column), key, DTYPES[dtype])
+        if weights is not None:
+            _refuse_weight_as_data(table, weight_name, weight_column)
+            weight_key = weight_name if table.header else weight_column  # in the own splits
         if dtype == "auto":
             _refuse_mixed(file, table)
         discrete = table.values.dtype.kind in "iu" if dtype == "auto" else dtype == "discrete"
@@ -141,23 +157,34 @@ class TableDataModule(TensorDataModule):
         self.dim = width if width > 1 else None
         self.n_bins = n_bins
         fractions = {"val": val_fraction, "test": test_fraction}
-        drawn = _split(x, {s: f for s, f in fractions.items() if s not in files}, seed, file)
+        rows = {"x": x} | ({} if weights is None else {"weight": weights})
+        drawn = _split(rows, {s: f for s, f in fractions.items() if s not in files}, seed, file)
         bins = (n_bins, bins_from) if discrete else None
         own = {
-            split: _own_split(files[split], table, columns is not None, key, bins)
+            split: _own_split(files[split], table, columns is not None, key, bins, weight_key)
             for split in OWN
             if split in files
         }
-        self.splits = {split: (drawn | own)[split] for split in SPLITS}
+        parts = drawn | own
+        self.splits = {split: parts[split]["x"] for split in SPLITS}
+        if weights is not None:
+            self.weight_column = str(weight_column)
+            for split in SPLITS:
+                self.extras[split]["weight"] = parts[split]["weight"]
+                refuse_empty(
+                    parts[split]["weight"], split, str(files.get(split, file)), weight_name
+                )
         names, skipped = table.names, table.skipped
         self.column_names = table.headers
-        del x, table  # the splits hold every row: free the file's copy before the statistics
+        del x, table, rows, parts  # the splits hold every row: free the file's copy
         self.shift: Tensor | None = None
         self.scale: Tensor | None = None
         if not discrete:
             _refuse_constant(file, self.splits["train"], names)
             if standardize:
-                self.shift, self.scale = _standardization(files, self.splits, names)
+                self.shift, self.scale = _standardization(
+                    files, self.splits, names, self.train_weights
+                )
         self._report(files, names, skipped, discrete)
 
     @property
@@ -188,6 +215,12 @@ class TableDataModule(TensorDataModule):
             sources,
             f"; not numeric, left out: {', '.join(skipped)}" if skipped else "",
         )
+        if self.weight_column is not None:
+            log.info(
+                "rows weighted by column %r: train %s",
+                self.weight_column,
+                describe(self.train_weights),
+            )
         if self.shift is not None:
             log.info(
                 "standardized by the training split's mean %s and std %s; log-densities stay in "
@@ -217,14 +250,23 @@ def _own_file(path: str, setting: str, train: Path) -> Path:
 
 
 def _own_split(
-    file: Path, train: Table, chosen: bool, key: str | None, bins: tuple[int, str] | None
-) -> Tensor:
+    file: Path,
+    train: Table,
+    chosen: bool,
+    key: str | None,
+    bins: tuple[int, str] | None,
+    weight_column: str | int | None,
+) -> dict[str, Tensor]:
     """A split's own file as the training file was read: the same kind (counts when `bins`, the
     training's (n_bins, where it came from), else real numbers), its columns matched to the
     training columns by name in any order (by position in a file without a header). With
     `chosen` (data.columns) the file's other columns are left out, as the training file's were;
-    else it has the training file's columns, its non-numeric ones left out alike."""
-    split = read_table(file, None, key, DTYPES["discrete" if bins else "continuous"])
+    else it has the training file's columns, its non-numeric ones left out alike. With
+    `weight_column` (the training file's name for it, or its index without a header) its rows'
+    weights come too, as "weight"."""
+    dtypes = DTYPES["discrete" if bins else "continuous"]
+    split = read_table(file, _data_columns(None, weight_column), key, dtypes)
+    weights = {} if weight_column is None else {"weight": read_weights(file, weight_column, key)[0]}
     index = {h: j for j, h in enumerate(split.headers)}
     keep = list(range(len(split.headers)))
     if chosen:
@@ -235,13 +277,29 @@ def _own_split(
     order = [keep[k] for k in matched]
     if bins is None:
         x = torch.from_numpy(np.ascontiguousarray(split.values[:, order]))
-        return x[:, 0] if len(order) == 1 else x
+        return {"x": x[:, 0] if len(order) == 1 else x} | weights
     (j,) = order  # discrete data are one column (`_counts`)
     n_bins, source = bins
     counts = split.counts(j, COUNT)
     expected = f"a count in 0…{n_bins - 1} (n_bins={n_bins} from {source})"
     split.refuse(counts >= n_bins, j, "is beyond the training bins", expected)
-    return torch.from_numpy(counts)
+    return {"x": torch.from_numpy(counts)} | weights
+
+
+def _data_columns(columns: Any, weight_column: str | int | None) -> Any:
+    """What to read as data: `columns`, or with `columns: null` every numeric column but the
+    weights."""
+    if columns is None and weight_column is not None:
+        return AllBut(weight_column, "weight_column")
+    return columns
+
+
+def _refuse_weight_as_data(table: Table, weight_name: str, weight_column: str | int) -> None:
+    """The weights are never a model input: a weight column among data.columns is refused."""
+    if weight_name in table.headers:
+        chosen = ", ".join(table.headers)
+        valid = f"a column other than the data's (data.columns: {chosen})"
+        raise ConfigError("weight_column", weight_column, valid)
 
 
 def _refuse_mixed(file: Path, table: Table) -> None:
@@ -297,14 +355,17 @@ def _counts(file: Path, table: Table, n_bins: int | None) -> tuple[Tensor, int]:
     return torch.from_numpy(values), n_bins
 
 
-def _split(x: Tensor, fractions: dict[str, float], seed: int, file: Path) -> dict[str, Tensor]:
-    """Rows drawn into train and the splits of `fractions` (val, test, either or none) by a
-    permutation seeded by `seed`: disjoint, every row once. Each split keeps the file's order
-    (training shuffles every epoch anyway), so the rows are copied in sequence, several times
-    faster than gathering them in random order."""
+def _split(
+    rows: dict[str, Tensor], fractions: dict[str, float], seed: int, file: Path
+) -> dict[str, dict[str, Tensor]]:
+    """Rows (the data "x" and any tensors of the same length, e.g. their "weight") drawn into
+    train and the splits of `fractions` (val, test, either or none) by a permutation seeded by
+    `seed`: disjoint, every row once. Each split keeps the file's order (training shuffles
+    every epoch anyway), so the rows are copied in sequence, several times faster than
+    gathering them in random order."""
     if not fractions:
-        return {"train": x}
-    n = len(x)
+        return {"train": rows}
+    n = len(rows["x"])
     sizes = {split: max(1, round(f * n)) for split, f in fractions.items()}
     n_train = n - sum(sizes.values())
     if n_train < 2:
@@ -315,7 +376,10 @@ def _split(x: Tensor, fractions: dict[str, float], seed: int, file: Path) -> dic
     label = torch.empty(n, dtype=torch.uint8)
     for k, index in enumerate(perm.split([n_train, *sizes.values()])):
         label[index] = k
-    return {split: x[label == k] for k, split in enumerate(["train", *sizes])}
+    return {
+        split: {name: t[label == k] for name, t in rows.items()}
+        for k, split in enumerate(["train", *sizes])
+    }
 
 
 def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
@@ -332,27 +396,35 @@ def _refuse_constant(file: Path, train: Tensor, names: list[str]) -> None:
         )
 
 
-def _moments(train: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation per column, accumulated in float64 (a float32 sum or square
-    of values near 1e30 overflows) a block of rows at a time, without a float64 copy of the
-    data: float64 tensors of the events' shape."""
+def _moments(train: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation per column (weighted: Σ w x / Σ w and Σ w (x − mean)² / Σ w),
+    accumulated in float64 (a float32 sum or square of values near 1e30 overflows) a block of
+    rows at a time, without a float64 copy of the data: float64 tensors of the events'
+    shape."""
     rows = train.reshape(len(train), -1)
     blocks = rows.split(STATS_ROWS)
-    mean = sum(block.sum(0, dtype=torch.float64) for block in blocks) / len(rows)
-    var = sum((block.double() - mean).square_().sum(0) for block in blocks) / len(rows)
+    if weights is None:
+        mean = sum(block.sum(0, dtype=torch.float64) for block in blocks) / len(rows)
+        var = sum((block.double() - mean).square_().sum(0) for block in blocks) / len(rows)
+    else:
+        pairs = list(zip(blocks, weights.double()[:, None].split(STATS_ROWS)))
+        total = weights.double().sum()
+        mean = sum((block.double() * w).sum(0) for block, w in pairs) / total
+        var = sum(((block.double() - mean).square_() * w).sum(0) for block, w in pairs) / total
     shape = train.shape[1:]
     return mean.reshape(shape), var.sqrt().reshape(shape)
 
 
 def _standardization(
-    files: dict[str, Path], splits: dict[str, Tensor], names: list[str]
+    files: dict[str, Path], splits: dict[str, Tensor], names: list[str], weights: Tensor | None
 ) -> tuple[Tensor, Tensor]:
     """(shift, scale) in float32, the training split's mean and std, once every column is known
     to survive it: a std float32 holds (finite, > 0) and every value of every split finite in
     float32 once standardized, as the model computes (x − shift)/scale. A column that is not
     is refused in one line naming the file and the column, never left to overflow in a fit.
-    `files`: each split's file (a drawn split's is the training file)."""
-    mean, std = _moments(splits["train"])
+    `files`: each split's file (a drawn split's is the training file); `weights`: the training
+    rows' (None: one each)."""
+    mean, std = _moments(splits["train"], weights)
     mean, std = mean.reshape(-1), std.reshape(-1)
     shift, scale = mean.float(), std.float()
     top = float(torch.finfo(torch.float32).max)

@@ -45,6 +45,15 @@ DTYPES = {  # what the reader tries, in order; int64 succeeds only if every cell
 }
 
 
+@dataclass(frozen=True)
+class AllBut:
+    """`columns` for every numeric column but one: `column`, which setting `setting` names
+    (data.weight_column beside data.columns=null) and which must exist."""
+
+    column: Any
+    setting: str
+
+
 @dataclass
 class Table:
     """The chosen columns of a file, [N, C]: int64 when whole numbers were asked for and every
@@ -98,7 +107,8 @@ def read_table(
     max_rows: int | None = None,
 ) -> Table:
     """`dtypes`, tried in order: int64 (only if every cell is an integer), then a float type.
-    `columns`: None (every numeric column), or names / 0-based indices; `key`: the array of an
+    `columns`: None (every numeric column), `AllBut` (all of them but one), or names / 0-based
+    indices; `key`: the array of an
     .npz file (None: its only one); `max_rows`: only the first rows of a CSV, TSV or .npy (the
     header and columns are checked as always). Refuses empty files, bad cells, NaN and inf in
     one line."""
@@ -122,10 +132,14 @@ def select_columns(
     """Indices of the chosen columns: names (when the file has them) or 0-based indices; a
     mapping {setting: column} (the earthquake catalogues' `lat_column`, ...) names each setting
     in its own refusal. A name matches exactly, else without case, and must be unique."""
-    if columns is None:
-        chosen = [j for j, ok in enumerate(numeric) if ok]
+    if columns is None or isinstance(columns, AllBut):
+        left_out = None
+        if isinstance(columns, AllBut):
+            left_out = select_columns(names, numeric, {columns.setting: columns.column}, source)[0]
+        chosen = [j for j, ok in enumerate(numeric) if ok and j != left_out]
         if not chosen:
-            raise UserError(f"{source}: no numeric column")
+            besides = "" if left_out is None else f" besides {_label(names, left_out)}"
+            raise UserError(f"{source}: no numeric column{besides}")
         return chosen
     indices = f"0-based indices 0…{len(numeric) - 1}"
     if isinstance(columns, Mapping):
@@ -160,6 +174,11 @@ def select_columns(
     if not chosen or len(set(chosen)) < len(chosen):
         raise ConfigError("columns", wanted, f"a non-empty list without repeats of {valid}")
     return chosen
+
+
+def _every(columns: Any) -> bool:
+    """`columns` asks for every numeric column (but perhaps one): the others are reported."""
+    return columns is None or isinstance(columns, AllBut)
 
 
 def _find(names: list[str] | None, width: int, column: Any) -> int | None:
@@ -256,7 +275,7 @@ def _read_text(
     if np.int64 in dtypes and values.dtype.kind == "f":
         integer = _integer_columns(file, delimiter, header, chosen, first_row, values, max_rows)
     skipped = (
-        [] if columns is not None else [_label(names, j) for j, ok in enumerate(numeric) if not ok]
+        [_label(names, j) for j, ok in enumerate(numeric) if not ok] if _every(columns) else []
     )
     headers = [names[j] if names else str(j) for j in chosen]
     labels = [_label(names, j) for j in chosen]
@@ -596,9 +615,9 @@ def _read_parquet(file: Path, columns: Any, dtypes: Sequence[type]) -> Table:
         return f"{file}, row {row}, {_label(names, chosen[j])}", str(part.iat[row, j])
 
     skipped = (
-        []
-        if columns is not None
-        else [_label(names, j) for j, k in enumerate(kinds) if k not in "biuf"]
+        [_label(names, j) for j, k in enumerate(kinds) if k not in "biuf"]
+        if _every(columns)
+        else []
     )
     headers = [names[j] for j in chosen]
     return Table(values, [_label(names, j) for j in chosen], skipped, cell, headers, typed)

@@ -2,9 +2,10 @@
 
 Subclasses fill `splits` (train/val/test tensors, first dimension = examples) and, per split,
 optional named `extras` of the same length: the truth's log-density of each test point
-(`oracle_log_prob`, set through `oracle_log_prob`), true cluster labels, ... Batches carry them
-by name. Integer data is discrete, floating-point data continuous. Under DDP each rank keeps its
-own shard of every split, and every rank takes the same number of batches.
+(`oracle_log_prob`, set through `oracle_log_prob`), true cluster labels, the rows' weights
+(`weight`, from `weight_column`), ... Batches carry them by name. Integer data is discrete,
+floating-point data continuous. Under DDP each rank keeps its own shard of every split, and
+every rank takes the same number of batches.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class TensorDataModule(pl.LightningDataModule):
     n_bins: int | None = None
     column_names: list[str] | None = None
     standardization: tuple[Tensor, Tensor] | None = None
+    weight_column: str | None = None
 
     constraints: ClassVar[dict[str, Constraint]] = {
         "batch_size": Nullable(Integer(low=1)),  # null: full batch
@@ -56,6 +58,10 @@ class TensorDataModule(pl.LightningDataModule):
     @property
     def train_x(self) -> Tensor:
         return self.splits["train"]
+
+    @property
+    def train_weights(self) -> Tensor | None:
+        return self.extras["train"].get("weight")
 
     @property
     def support(self) -> str:

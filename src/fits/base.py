@@ -24,5 +24,8 @@ class RunModule(pl.LightningModule):
         """Text labels for `metrics.json` beside the metrics (e.g. an estimator's name)."""
         return {}
 
-    def prepare(self, train_x: Tensor | None, resuming: bool) -> None:
-        """Called once by the run assembly before training, with the whole training split."""
+    def prepare(
+        self, train_x: Tensor | None, resuming: bool, weights: Tensor | None = None
+    ) -> None:
+        """Called once by the run assembly before training, with the whole training split and
+        its row weights (None: unweighted)."""

@@ -2,9 +2,11 @@
 
 One epoch = one sweep: each batch's events take their optimal q(Z_n) = Cat(r_n) under the
 current q(μ), q(λ) and contribute T = rᵀF, the entropy of their r and Σ_n c_n
-(`src.fits.cavi_updates`); from the sums q(μ) then q(λ) take their optimal values and the exact
-ELBO of the sweep follows. A restart ends when the ELBO's relative change is below `tol`. The
-initialisation seeds k-means++ on the locations and makes one μ/λ update from soft assignments.
+(`src.fits.cavi_updates`; for weighted events, each event's terms times its weight w_n: the
+ELBO of a data set in which event n occurs w_n times); from the sums q(μ) then q(λ) take
+their optimal values and the exact ELBO of the sweep follows. A restart ends when the ELBO's
+relative change is below `tol`. The initialisation seeds k-means++ on the locations and makes
+one μ/λ update from soft assignments.
 With `learn_weights` / `learn_tau` the prior's π and τ are learned too (empirical Bayes: each
 the ELBO's maximiser given the rest, a coordinate step after q(λ); derived in
 `src.fits.cavi_updates`); each restart starts again from the configured π and τ.
@@ -55,20 +57,25 @@ class CAVIFit(SufficientStatsFit):
     def converged(self, previous: float, current: float) -> bool:
         return abs(current - previous) < self.tol * abs(previous)
 
-    def initialise(self, events: Tensor, generator: torch.Generator) -> None:
+    def initialise(
+        self, events: Tensor, weights: Tensor | None, generator: torch.Generator
+    ) -> None:
         model = self.model
         model.set_prior(self._configured)
-        centres = kmeans_plus_plus(events[:, :2], model.n_components, generator)
+        centres = kmeans_plus_plus(events[:, :2], model.n_components, generator, weights)
         f = features(events[:, :2], events[:, 2])
-        model.set_posterior(cavi.initial_posterior(f, centres, model.prior))
+        model.set_posterior(cavi.initial_posterior(f, centres, model.prior, weights))
 
-    def batch_statistics(self, events: Tensor) -> dict[str, Tensor]:
+    def batch_statistics(self, events: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
         model = self.model
         x, counts = events[:, :2], events[:, 2]
-        local = cavi.local_statistics(features(x, counts), model.posterior, model.prior)
+        f = features(x, counts)
+        local = cavi.local_statistics(f, model.posterior, model.prior, weights)
+        sq_norm = x.square().sum(-1)
         return local | {
-            "constant": data_constant(x, counts, model.prior),
-            "sq_norm": x.square().sum(),  # Σ_n |X_n|², for the τ step
+            "constant": data_constant(x, counts, model.prior, weights),
+            # Σ_n w_n |X_n|², for the τ step
+            "sq_norm": sq_norm.sum() if weights is None else (weights * sq_norm).sum(),
         }
 
     def update(self, stats: dict[str, Tensor]) -> Tensor:

@@ -110,10 +110,15 @@ def elbo(x: Tensor, counts: Tensor, log_r: Tensor, q: Posterior, prior: Prior) -
     )
 
 
-def local_statistics(f: Tensor, q: Posterior, prior: Prior) -> dict[str, Tensor]:
+def local_statistics(
+    f: Tensor, q: Posterior, prior: Prior, event_weights: Tensor | None = None
+) -> dict[str, Tensor]:
     """What a batch of events contributes to a sweep, given q(μ), q(λ): the optimal r of its
     events and from them T = rᵀF [..., K, 4], the entropy H[q(Z)] of its events and the number
-    of events. All three are sums over events, so batches and processes add them up.
+    of events. All three are sums over events, so batches and processes add them up. With
+    `event_weights` [N] each event's terms are times its weight w_n: T = (w ⊙ r)ᵀF and
+    H = Σ_n w_n H[r_n] = Σ_n w_n log-sum-exp_n − ⟨T, Wᵀ⟩, the sums of an event repeated w_n
+    times.
 
     r is normalised by the log-sum-exp shift (max, then Σ exp) in place, so the step holds a
     single [..., B, K] array; log r itself is never needed, only T and Σ_n log-sum-exp_n:
@@ -122,8 +127,13 @@ def local_statistics(f: Tensor, q: Posterior, prior: Prior) -> dict[str, Tensor]
     r = f @ w  # the logits, normalised into r in place
     top = r.amax(-1, keepdim=True)
     total = r.sub_(top).exp_().sum(-1, keepdim=True)
-    t = r.div_(total).transpose(-1, -2) @ f
-    norm = (top + total.log()).sum((-1, -2))
+    norm = top + total.log()
+    r.div_(total)
+    if event_weights is not None:
+        r.mul_(event_weights[:, None])
+        norm = norm * event_weights[:, None]
+    t = r.transpose(-1, -2) @ f
+    norm = norm.sum((-1, -2))
     entropy = norm - (t * w.transpose(-1, -2)).sum((-1, -2))
     return {"t": t, "entropy": entropy}
 
@@ -143,11 +153,17 @@ def sweep(f: Tensor, constant: Tensor, q: Posterior, prior: Prior) -> tuple[Post
     return global_update(local["t"], local["entropy"], constant, q, prior)
 
 
-def initial_posterior(f: Tensor, centres: Tensor, prior: Prior) -> Posterior:
-    """q after one μ/λ update from soft assignments to the seeds by location alone."""
+def initial_posterior(
+    f: Tensor, centres: Tensor, prior: Prior, event_weights: Tensor | None = None
+) -> Posterior:
+    """q after one μ/λ update from soft assignments to the seeds by location alone (each event's
+    assignment times its weight)."""
     ones = torch.ones(centres.shape[:-1], dtype=f.dtype, device=f.device)
     seeded = Posterior(m=centres.to(f.dtype), s=0 * ones, a=ones, b=ones)
-    t = statistics(f, update_assignments(f, seeded, prior))
+    r = update_assignments(f, seeded, prior).exp()
+    if event_weights is not None:
+        r = r * event_weights[:, None]
+    t = r.transpose(-1, -2) @ f  # (w ⊙ r)ᵀF
     return update_rates(t, prior, update_locations(t, prior, seeded))
 
 

@@ -2,7 +2,9 @@
 
 One epoch = one EM step. Each batch contributes, under the current parameters, Σ_n log p(x_n)
 and the E-step's statistics Σ_n r_nk, Σ_n r_nk x_n, Σ_n r_nk x_n x_nᵀ (of x − shift, a fixed
-centre that keeps float32 digits); the M-step (`src.models.gmm_ops.from_statistics`) sets
+centre that keeps float32 digits), each term times the row's weight w_n for weighted data (the
+M-step of Σ_n w_n Σ_k r_nk log π_k N(x_n; μ_k, Σ_k) is the same closed form of the weighted
+sums); the M-step (`src.models.gmm_ops.from_statistics`) sets
 π, μ, Σ from their sums. The objective is the mean log-likelihood *before* the step, which EM
 never decreases; a restart ends when it changes by less than `tol`. Memory is K×D×CHUNK per
 batch, never N×K: any N fits, given batches.
@@ -12,7 +14,8 @@ training split, scikit-learn's `GaussianMixture.bic(X)` and `aic(X)`:
 
     BIC = −2 ℓ(θ̂) + p ln N,    AIC = −2 ℓ(θ̂) + 2p,    ℓ(θ̂) = Σ_{n ≤ N} log p(x_n; θ̂),
 
-with p the free parameters: K − 1 weights (they sum to 1), K·D means, and per component the
+with p the free parameters (ℓ and N weighted for weighted rows: N = Σ_n w_n, the rows they
+stand for): K − 1 weights (they sum to 1), K·D means, and per component the
 D(D+1)/2 entries of a symmetric covariance (`full`) or its D variances (`diag`). ℓ(θ̂) needs its
 own pass: the logged objective of the last step is ℓ(θ_{T−1})/N, the log-likelihood *before*
 the M-step that produced θ̂ = θ_T, and EM only promises ℓ(θ_T) ≥ ℓ(θ_{T−1}). At convergence
@@ -55,14 +58,14 @@ class EMFit(SufficientStatsFit):
         """The centre of the initialisation subsample: the same on every rank and every resume."""
         return self._init_x.mean(0)
 
-    def initialise(self, x: Tensor, generator: torch.Generator) -> None:
-        self.model.init_from_data(x, generator)
+    def initialise(self, x: Tensor, weights: Tensor | None, generator: torch.Generator) -> None:
+        self.model.init_from_data(x, weights, generator)
 
-    def batch_statistics(self, x: Tensor) -> dict[str, Tensor]:
+    def batch_statistics(self, x: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
         model = self.model
         log_weights = torch.log_softmax(model.logits, -1)
         total, (counts, first, second) = em_statistics(
-            x, log_weights, model.loc, model.scale_tril(), self.shift.to(x)
+            x, log_weights, model.loc, model.scale_tril(), self.shift.to(x), weights
         )
         return {"log_likelihood": total, "counts": counts, "first": first, "second": second}
 

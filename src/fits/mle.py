@@ -1,5 +1,12 @@
 """Maximum-likelihood training of any density model by gradient descent (`fit=mle`).
 
+Weighted rows (`data.weight_column`) make the objective the weighted mean NLL
+Σ_n w_n ℓ_n / Σ_n w_n. A batch b of B rows estimates it without bias by Σ_b w ℓ / (B w̄), w̄ the
+mean weight of the whole training split: E[Σ_b w ℓ] = B Σ_n w_n ℓ_n / N and N w̄ = Σ_n w_n. The
+divisor is the same for every batch and every process, so the full batch gives the weighted
+mean exactly, DDP's mean of the processes' gradients is the gradient of the whole, and a row
+of integer weight w has the gradient of the row repeated w times.
+
 Kept lean because these models are tiny and the framework's per-step cost dominates: the
 training NLL is summed into a device tensor and logged once per epoch (no `self.log` and no
 GPU sync per step).
@@ -29,6 +36,7 @@ class MLEFit(DensityFit):
         super().__init__(model)
         self.optimizer_factory = optimizer  # its settings are checked where it is built
         self.scheduler_factory = scheduler
+        self.mean_weight: float | None = None  # w̄ of the training split; None: unweighted
         self._sums: dict[str, Any] = {}
 
     @staticmethod
@@ -38,16 +46,24 @@ class MLEFit(DensityFit):
             return "maximum likelihood by gradient descent needs a model with parameters"
         return None
 
-    def prepare(self, train_x: Tensor, resuming: bool) -> None:
+    def prepare(self, train_x: Tensor, resuming: bool, weights: Tensor | None = None) -> None:
+        self.mean_weight = None if weights is None else float(weights.double().mean())
         if hasattr(self.model, "init_from_data") and not resuming:
-            self.model.init_from_data(train_x)
+            if weights is None:
+                self.model.init_from_data(train_x)
+            else:
+                self.model.init_from_data(train_x, weights)
 
     def on_train_epoch_start(self) -> None:
         self._sums = {"nll": torch.zeros((), dtype=torch.float64, device=self.device), "n": 0}
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        x = batch["x"]
-        loss = -self.model.log_prob(x).sum() / max(len(x), 1)  # an empty batch adds nothing
+        x, w = batch["x"], batch.get("weight")
+        log_p = self.model.log_prob(x)
+        if w is None:
+            loss = -log_p.sum() / max(len(x), 1)  # an empty batch adds nothing
+        else:
+            loss = -(w.to(log_p) * log_p).sum() / (max(len(x), 1) * self.mean_weight)
         self._sums["nll"] += loss.detach() * len(x)
         self._sums["n"] += len(x)
         return loss

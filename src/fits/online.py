@@ -4,7 +4,8 @@ A batch fit (`SufficientStatsFit`) sums the statistics of every batch and update
 epoch. An online fit updates after every mini-batch: the batch's statistics, all-reduced across
 processes (one all-reduce per batch, so two processes with batches of b act as one process with
 batches of 2b), are scaled to the full data size, ŝ_t = (N / B_t) · Σ_batch, where N is the
-size of the training split and B_t the batch's size summed over the processes; then a running
+size of the training split and B_t the batch's size summed over the processes (for weighted
+rows, N = Σ w over the split and B_t = Σ w over the batch); then a running
 state moves toward what ŝ_t implies,
 
     s_t = (1 − ρ_t) s_{t−1} + ρ_t ŝ_t,      ρ_t = (t + t₀)^(−κ),   κ ∈ (0.5, 1],  t₀ ≥ 0,
@@ -88,9 +89,10 @@ class OnlineFit(SufficientStatsFit):
         """(1 − ρ) s + ρ ŝ, key by key (ρ = 1 gives ŝ exactly: 0·s + 1·ŝ = ŝ in floating point)."""
         return {k: (1.0 - rho) * running[k] + rho * target[k] for k in target}
 
-    def prepare(self, train_x: Tensor, resuming: bool) -> None:
-        self.n_train = len(train_x)  # N: the whole training split, all ranks together
-        super().prepare(train_x, resuming)
+    def prepare(self, train_x: Tensor, resuming: bool, weights: Tensor | None = None) -> None:
+        # N: the whole training split, all ranks together (Σ w: the rows it stands for)
+        self.n_train = len(train_x) if weights is None else float(weights.double().sum())
+        super().prepare(train_x, resuming, weights)
 
     def _start_restart(self) -> None:
         super()._start_restart()
@@ -102,13 +104,9 @@ class OnlineFit(SufficientStatsFit):
 
     @torch.no_grad()
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        x = batch["x"].to(self.compute_dtype)
-        stats = {
-            k: torch.as_tensor(v, dtype=torch.float64, device=self.device)
-            for k, v in self.batch_statistics(x).items()
-        }
-        stats["n"] = torch.tensor(float(len(x)), dtype=torch.float64, device=self.device)
-        summed = self._all_reduce(stats)  # one all-reduce per batch: B_t is the global size
+        summed = self._all_reduce(
+            self._batch_sums(batch)
+        )  # one all-reduce per batch: B_t is the global size
         last = batch_idx + 1 == self.trainer.num_training_batches
         self.optimizers().step(closure=lambda: self._online_step(summed, last))
 

@@ -12,8 +12,12 @@ ELBO, per point). Everything else lives here:
 - the update is the step of a `ClosedFormStep` optimizer, so Lightning counts one global step
   per update and checkpoints it like any other step;
 - restarts (`n_init`), one after another, each from its own seeded initialisation on a seeded
-  subsample of at most `INIT_POINTS` training points (the same rows on every rank); the best
-  restart by final objective is kept;
+  subsample of at most `INIT_POINTS` training points (the same rows on every rank), seen as
+  a weighted empirical distribution (`src.utils.weighted.merged`: identical rows merged, their
+  weights summed); the best restart by final objective is kept;
+- weighted rows (`data.weight_column`): every statistic is the weighted sum Σ_n w_n s(x_n)
+  and `n` is Σ_n w_n, so a row of integer weight w gives the fit of the row repeated w times
+  (while the training split, repeated, fits the initialisation subsample);
 - convergence (`tol`, `max_iter`), and the checkpoint state that makes a resume bit-for-bit;
 - the test metrics (through `DensityFit`).
 """
@@ -31,6 +35,7 @@ from src.fits.density_fit import DensityFit
 from src.utils.closed_form_step import ClosedFormStep
 from src.utils.constraints import Constraint, Integer, OneOf, Real
 from src.utils.kmeans import subsample
+from src.utils.weighted import merged
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,14 +84,17 @@ class SufficientStatsFit(DensityFit):
         }
         self._sums: dict[str, Tensor] | None = None
         self._init_x: Tensor | None = None
+        self._init_weights: Tensor | None = None
 
     # What a subclass says --------------------------------------------------------------------
-    def initialise(self, x: Tensor, generator: torch.Generator) -> None:
-        """Set the model's starting point from the subsample `x` (float, on the model's device)."""
+    def initialise(self, x: Tensor, weights: Tensor | None, generator: torch.Generator) -> None:
+        """Set the model's starting point from the subsample `x` (float, on the model's device)
+        and its rows' weights (None: one each)."""
         raise NotImplementedError
 
-    def batch_statistics(self, x: Tensor) -> dict[str, Tensor]:
-        """The batch's additive statistics (`x` in the fit's dtype)."""
+    def batch_statistics(self, x: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+        """The batch's additive statistics (`x` and `weights` in the fit's dtype; None: every
+        row counts once)."""
         raise NotImplementedError
 
     def update(self, stats: dict[str, Tensor]) -> Tensor:
@@ -97,18 +105,22 @@ class SufficientStatsFit(DensityFit):
         return abs(current - previous) < self.tol
 
     # The loop ---------------------------------------------------------------------------------
-    def prepare(self, train_x: Tensor, resuming: bool) -> None:
+    def prepare(self, train_x: Tensor, resuming: bool, weights: Tensor | None = None) -> None:
         """Keep the seeded initialisation subsample and start restart 0, so a setting that
         cannot work with these data fails before training (a resume takes its state from the
         checkpoint instead)."""
-        self._init_x = subsample(train_x, INIT_POINTS, self.seed).to(self.compute_dtype)
+        rows, row_weights = merged(*subsample(train_x, INIT_POINTS, self.seed, weights))
+        self._init_x = rows.to(self.compute_dtype)
+        self._init_weights = None if row_weights is None else row_weights.to(self.compute_dtype)
         if not resuming:
             self._start_restart()
 
     def _start_restart(self) -> None:
         restart = self.state["restart"]
         generator = torch.Generator().manual_seed(self.seed + restart)
-        self.initialise(self._init_x.to(self.device), generator)
+        weights = self._init_weights
+        weights = None if weights is None else weights.to(self.device)
+        self.initialise(self._init_x.to(self.device), weights, generator)
         self.state |= {"started": restart, "iteration": 0, "objective": None}
         self.state["traces"].append([])
 
@@ -122,7 +134,7 @@ class SufficientStatsFit(DensityFit):
 
     @torch.no_grad()
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        stats = self._batch_sums(batch["x"])
+        stats = self._batch_sums(batch)
         self._sums = (
             stats if self._sums is None else {k: self._sums[k] + v for k, v in stats.items()}
         )
@@ -130,13 +142,18 @@ class SufficientStatsFit(DensityFit):
             summed = self._all_reduce(self._sums)
             self.optimizers().step(closure=lambda: self._update(summed))
 
-    def _batch_sums(self, x: Tensor) -> dict[str, Tensor]:
-        """The batch's statistics under the current parameters in float64, with its size `n`."""
-        stats = self.batch_statistics(x.to(self.compute_dtype))
+    def _batch_sums(self, batch: Batch) -> dict[str, Tensor]:
+        """The batch's statistics under the current parameters in float64, with its size `n`
+        (Σ w for weighted rows)."""
+        x, weights = batch["x"].to(self.compute_dtype), batch.get("weight")
+        if weights is not None:
+            weights = weights.to(self.compute_dtype)
+        stats = self.batch_statistics(x, weights)
         sums = {
             k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in stats.items()
         }
-        sums["n"] = torch.tensor(float(len(x)), dtype=torch.float64, device=self.device)
+        size = float(len(x)) if weights is None else weights.double().sum()
+        sums["n"] = torch.as_tensor(size, dtype=torch.float64, device=self.device)
         return sums
 
     @torch.no_grad()
@@ -147,7 +164,7 @@ class SufficientStatsFit(DensityFit):
         cost; for what is measured on the final parameters (EM's information criteria)."""
         sums: dict[str, Tensor] | None = None
         for batch in self.trainer.datamodule.train_dataloader():
-            stats = self._batch_sums(batch["x"])
+            stats = self._batch_sums(batch)
             sums = stats if sums is None else {k: sums[k] + v for k, v in stats.items()}
         return self._all_reduce(sums)
 

@@ -39,6 +39,7 @@ from torch.special import logit
 
 from src.models.bins import BINS, check_bins
 from src.models.softmax_vjp import softmax_vjp_from_products
+from src.utils import weighted
 from src.utils.constraints import Constraint, Flag, Integer
 
 LOG_SCALE_MIN = -7.0  # s ≥ 9e-4 bins: 1/s ≤ 1097, so a and b stay finite for finite μ
@@ -140,13 +141,19 @@ class DiscretizedLogisticMixture(nn.Module):
         self.logits = nn.Parameter(torch.zeros(k))
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor) -> None:
-        """Refuse train data outside the bins; put the means at the data's quantiles."""
-        x = check_bins(x, self.d).to(self.loc).sort().values  # torch.quantile caps the size
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
+        """Refuse train data outside the bins; put the means at the data's quantiles (with
+        `weights`, the weighted empirical distribution's)."""
+        x = check_bins(x, self.d).to(self.loc)
         k = self.loc.numel()
         levels = (torch.arange(k, device=x.device) + 0.5) / k
-        self.loc.copy_(x[(levels * (len(x) - 1)).round().long()])
-        self.log_scale.fill_(math.log(max(x.std().item() / k, 0.5)))
+        if weights is None:
+            x = x.sort().values  # torch.quantile caps the size
+            loc, std = x[(levels * (len(x) - 1)).round().long()], x.std()
+        else:
+            loc, std = weighted.quantile(x, weights, levels), weighted.moments(x, weights)[1]
+        self.loc.copy_(loc)
+        self.log_scale.fill_(math.log(max(std.item() / k, 0.5)))
 
     def log_prob(self, x: Tensor) -> Tensor:
         if not self.training:  # one host sync: in evaluation only, never per training step

@@ -62,9 +62,13 @@ def weights(q: Posterior, prior: Prior) -> Tensor:
     )
 
 
-def data_constant(x: Tensor, counts: Tensor, prior: Prior) -> Tensor:
-    """Σ_n c_n = Σ_n (−|X_n|²/2τ − log S_n!): the part of the likelihood free of k."""
-    return -(x.square().sum() / (2 * prior.tau)) - torch.lgamma(counts.to(x.dtype) + 1).sum()
+def data_constant(x: Tensor, counts: Tensor, prior: Prior, weights: Tensor | None = None) -> Tensor:
+    """Σ_n c_n = Σ_n (−|X_n|²/2τ − log S_n!): the part of the likelihood free of k (Σ_n w_n c_n
+    for weighted events)."""
+    if weights is None:
+        return -(x.square().sum() / (2 * prior.tau)) - torch.lgamma(counts.to(x.dtype) + 1).sum()
+    c = -(x.square().sum(-1) / (2 * prior.tau)) - torch.lgamma(counts.to(x.dtype) + 1)
+    return (weights.to(c) * c).sum()
 
 
 def predictive_log_prob(x: Tensor, counts: Tensor, q: Posterior, prior: Prior) -> Tensor:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.special import ndtr, ndtri
 
 from src.errors import ConfigError
+from src.utils import weighted
 from src.utils.constraints import Constraint, Flag, Integer, OneOf
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -49,12 +50,17 @@ class MixtureCDFFlow1d(nn.Module):
         self.weight_logits = nn.Parameter(torch.zeros(n_components))
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor) -> None:
-        """Spread the components over the data's quantiles, so any scale of data trains."""
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
+        """Spread the components over the data's quantiles, so any scale of data trains (with
+        `weights`, the weighted empirical distribution's)."""
         k = self.loc.numel()
         levels = (torch.arange(k, dtype=x.dtype, device=x.device) + 0.5) / k
-        self.loc.copy_(torch.quantile(x, levels))
-        self.log_scale.fill_(math.log(x.std().clamp_min(1e-6).item() / math.sqrt(k)))
+        if weights is None:
+            loc, std = torch.quantile(x, levels), x.std()
+        else:
+            loc, std = weighted.quantile(x, weights, levels), weighted.moments(x, weights)[1]
+        self.loc.copy_(loc)
+        self.log_scale.fill_(math.log(std.clamp_min(1e-6).item() / math.sqrt(k)))
 
     def _log_weights(self) -> Tensor:
         w = self.weight_logits

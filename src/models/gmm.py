@@ -101,25 +101,34 @@ class GaussianMixture(nn.Module):
         self.raw_lower.copy_(scale_tril.tril(-1))
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> None:
+    def init_from_data(
+        self, x: Tensor, weights: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> None:
         """Centres by `init` (best of `init_trials` draws), then one M-step on the hard
-        assignment of each point to its nearest centre."""
+        assignment of each point to its nearest centre; with `weights` [N] every draw, the
+        potential and the M-step count point n w_n times."""
         k = self.n_components
-        if k > len(x):  # raised where model meets data, so it names its full config path
+        points = len(x) if weights is None else int((weights > 0).sum())
+        if k > points:  # raised where model meets data, so it names its full config path
             raise ConfigError(
-                "model.n_components", k, f"at most the number of training points ({len(x)})"
+                "model.n_components", k, f"at most the number of training points ({points})"
             )
         if generator is None:
             generator = torch.Generator(x.device).manual_seed(torch.initial_seed() % 2**63)
         x = x.to(self.loc.dtype)
+        mass = None if weights is None else weights.to(x)
         best = None
         for _ in range(self.init_trials):  # keep the centres with the least k-means potential
             if self.init == "kmeans++":
-                centres = kmeans_plus_plus(x, k, generator)
-            else:
+                centres = kmeans_plus_plus(x, k, generator, mass)
+            elif mass is None:
                 centres = x[torch.randperm(len(x), generator=generator, device=x.device)[:k]]
-            potential = torch.cdist(x, centres).min(-1).values.square().sum()
+            else:
+                centres = x[torch.multinomial(mass, k, generator=generator)]
+            distance = torch.cdist(x, centres).min(-1).values.square()
+            potential = (distance if mass is None else distance * mass).sum()
             if best is None or potential < best[0]:
                 best = (potential, centres)
         resp = hard_assignment(x, best[1])
+        resp = resp if mass is None else resp * mass
         self.set_parameters(*m_step(x, resp, self.reg_covar, self.diagonal))

@@ -83,10 +83,16 @@ def natural_weights(log_weights: Tensor, loc: Tensor, scale_tril: Tensor, shift:
 
 
 def em_statistics(
-    x: Tensor, log_weights: Tensor, loc: Tensor, scale_tril: Tensor, shift: Tensor
+    x: Tensor,
+    log_weights: Tensor,
+    loc: Tensor,
+    scale_tril: Tensor,
+    shift: Tensor,
+    row_weights: Tensor | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Σ_n log p(x_n) and the E-step's statistics Σ_n r_nk, Σ_n r_nk y_n, Σ_n r_nk y_n y_nᵀ of
-    y = x − shift (the statistics `from_statistics` takes).
+    y = x − shift (the statistics `from_statistics` takes); with `row_weights` [N] each term
+    of the sums is times its row's weight w_n.
 
     The E-step in natural parameters: every log π_k N(x_n; μ_k, Σ_k) is φ(y_n) · W_k, so the
     joint log-densities of a block are one [B, P] × [P, K] product, and the statistics one
@@ -97,13 +103,18 @@ def em_statistics(
     d = x.shape[1]
     weights = natural_weights(log_weights, loc, scale_tril, shift)
     total, moments = x.new_zeros(()), None
-    for chunk in x.split(CHUNK):
+    row_chunks = [None] * len(x.split(CHUNK)) if row_weights is None else row_weights.split(CHUNK)
+    for chunk, w in zip(x.split(CHUNK), row_chunks):
         phi = quadratic_features(chunk - shift)
         joint = phi @ weights  # [B, K], normalised into responsibilities in place
         top = joint.amax(1, keepdim=True)
         mass = joint.sub_(top).exp_().sum(1, keepdim=True)
-        total = total + (top + mass.log()).sum()
-        part = joint.div_(mass).T @ phi  # [K, P]
+        log_p = top + mass.log()
+        resp = joint.div_(mass)
+        if w is not None:
+            log_p, resp = log_p * w[:, None], resp.mul_(w[:, None])
+        total = total + log_p.sum()
+        part = resp.T @ phi  # [K, P]
         moments = part if moments is None else moments + part
     rows, cols = torch.triu_indices(d, d, device=x.device)
     second = moments.new_zeros(len(moments), d, d)

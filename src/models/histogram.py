@@ -61,9 +61,11 @@ class Histogram(nn.Module):
         self.register_buffer("n_train", torch.zeros(()))  # 0 until init_from_data
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor) -> None:
-        """Refuse train data outside the bins; record N for the smoothing prior."""
-        self.n_train.fill_(len(check_bins(x, self.d)))
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
+        """Refuse train data outside the bins; record N (with `weights`, Σ w: the number of
+        rows they stand for) for the smoothing prior."""
+        check_bins(x, self.d)
+        self.n_train.fill_(len(x) if weights is None else float(weights.sum()))
 
     def probs(self) -> Tensor:
         return torch.softmax(self.logits, -1)

@@ -3,8 +3,9 @@
 A model is a plain `torch.nn.Module`, usable without Lightning or Hydra. `support` says what
 data it takes ("continuous", "discrete", "earthquake") and `event_shape` the shape of one
 event, so the run assembly can refuse a pairing that cannot work before any training. A model
-may also define `init_from_data(x)`, which a fresh gradient fit calls once with the training
-data (e.g. to standardise, or to seed a mixture's components).
+may also define `init_from_data(x, weights=None)`, which a fresh gradient fit calls once with
+the training data and, for weighted data (`data.weight_column`), their weights (e.g. to
+standardise, or to seed a mixture's components: src/utils/weighted.py).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
+from src.utils import weighted
 from src.utils.constraints import Constraint, Integer, OneOf, Real
 
 PERMUTATIONS = ("alternate", "reverse", "random")
@@ -38,10 +39,12 @@ class Standardize(nn.Module):
         self.register_buffer("log_scale", torch.zeros(dim))
 
     @torch.no_grad()
-    def fit(self, x: Tensor) -> None:
-        """m and σ of the data, per coordinate (σ at least 1e-6)."""
-        self.shift.copy_(x.mean(0))
-        self.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
+    def fit(self, x: Tensor, weights: Tensor | None = None) -> None:
+        """m and σ of the data (with `weights`, of their weighted distribution), per coordinate
+        (σ at least 1e-6)."""
+        mean, std = (x.mean(0), x.std(0)) if weights is None else weighted.moments(x, weights)
+        self.shift.copy_(mean)
+        self.log_scale.copy_(std.clamp_min(1e-6).log())
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y = (x - self.shift) * (-self.log_scale).exp()
@@ -140,9 +143,9 @@ class RealNVP(nn.Module):
                     self.transforms.append(Permutation(perm))
             self.transforms.append(AffineCoupling(mask, hidden, n_hidden, bound))
 
-    def init_from_data(self, x: Tensor) -> None:
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
         """Standardise the data first, so any location and scale trains alike."""
-        self.transforms[0].fit(x)
+        self.transforms[0].fit(x, weights)
 
     def base(self) -> Independent:
         zero = self.transforms[0].shift

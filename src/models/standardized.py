@@ -37,10 +37,10 @@ class Standardized(nn.Module):
         return self.shift + self.scale * self.model.sample(n)
 
     @torch.no_grad()
-    def init_from_data(self, x: Tensor) -> None:
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
         """The wrapped model's own data-driven start, on the standardized data."""
         if hasattr(self.model, "init_from_data"):
-            self.model.init_from_data(self.standardize(x))
+            self.model.init_from_data(self.standardize(x), weights)
 
 
 def standardized(model: nn.Module, standardization: tuple[Tensor, Tensor] | None) -> nn.Module:

@@ -31,8 +31,8 @@ class ZukoFlow(nn.Module):
         self.standardize = Standardize(dim)
         self.flow = flow
 
-    def init_from_data(self, x: Tensor) -> None:
-        self.standardize.fit(x)
+    def init_from_data(self, x: Tensor, weights: Tensor | None = None) -> None:
+        self.standardize.fit(x, weights)
 
     def log_prob(self, x: Tensor) -> Tensor:
         z, logabsdet = self.standardize(x)
