@@ -210,3 +210,39 @@ def test_weighted_test_metrics_are_the_weighted_mean_with_its_se_and_ess(tmp_pat
     assert metrics["test/nll"] == pytest.approx(mean, rel=1e-6)
     assert metrics["test/ess"] == pytest.approx(ess, rel=1e-9)
     assert metrics["test/nll_se"] == pytest.approx(math.sqrt(var * ess / (ess - 1)), rel=1e-6)
+
+
+DDP_FITS = {
+    "mle": ("model=gmm", "fit=mle", "trainer.max_epochs=3", "optimizer.lr=0.01"),
+    "em": ("model=gmm", "fit=em", "fit.n_init=2"),
+    "online_em": ("model=gmm", "fit=online_em", "fit.max_iter=3"),
+    "cavi": ("model=earthquake", "fit=cavi", "fit.n_init=2"),
+    "svi": ("model=earthquake", "fit=svi", "fit.max_iter=3"),
+}
+
+
+@pytest.mark.slow  # two spawned processes, each importing torch and Lightning
+@pytest.mark.parametrize("fit", list(DDP_FITS))
+def test_weighted_fits_on_two_ddp_processes_equal_one(fit, tmp_path):
+    """Full-batch shards: the all-reduced weighted statistics (EM, CAVI) and the mean of the
+    ranks' gradients of Σ_b w ℓ / (B w̄) (MLE) are the whole split's."""
+    from tests.conftest import compose_config
+
+    rng = np.random.default_rng(4)
+    if DDP_FITS[fit][0] == "model=gmm":
+        rows = np.column_stack([_blobs(200, 4), rng.uniform(0.1, 3.0, 200)])
+        data = ("data=table", f"data.path={_write(tmp_path / 'w.csv', rows, 'a,b,w')}")
+        data += ("data.standardize=false", "model.n_components=3")
+    else:
+        events = SyntheticEarthquakes(n_components=3, rho=16.0, n_train=300).splits["train"]
+        rows = np.column_stack([events.numpy(), rng.uniform(0.1, 3.0, len(events))])
+        data = ("data=earthquake_csv", f"data.path={_write(tmp_path / 'q.csv', rows, 'x,y,s,w')}")
+        data += ("model.n_components=3",)
+    settings = (*DDP_FITS[fit], *data, "data.weight_column=w", "callbacks=none", "logger=[]")
+    one = train(compose_config(*settings, "data.batch_size=null", output_dir=tmp_path / "one"))
+    batch = "data.batch_size=null" if fit in ("online_em", "svi") else "data.batch_size=80"
+    if fit == "mle":  # each rank's batch its whole shard: one full-data step per epoch
+        batch = "data.batch_size=100"
+    two = train(compose_config(*settings, batch, "trainer=ddp_cpu", output_dir=tmp_path / "two"))
+    for key in ("val/nll", "test/nll", "test/nll_se", "test/ess"):
+        assert two[key] == pytest.approx(one[key], rel=1e-6), key
