@@ -75,6 +75,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ]
     labels = {"status": "failed" if broken else "completed"} | identity.labels()
     labels |= checkpoint_facts(cfg, trainer) | module.run_labels
+    if datamodule.weight_column is not None:  # the column that weighted every fit and metric
+        labels["weights"] = datamodule.weight_column
     for logger in trainer.loggers:
         logger.log_metrics({"fit_seconds": fit_seconds}, step=trainer.global_step)
     chosen = {k: str(v) for k, v in identity.labels().items() if k != "overrides"}

@@ -33,12 +33,7 @@ class DensityFit(RunModule):
         super().__init__()
         self.model = model
         self._sums_of: dict[str, dict[str, Tensor]] = {}
-
-    @property
-    def run_labels(self) -> dict[str, str]:
-        """`weights`: the column that weighted the rows, in a weighted run."""
-        column = getattr(self.trainer.datamodule, "weight_column", None)
-        return {} if column is None else {"weights": str(column)}
+        self._weighted = False  # the test batches carried weights
 
     def on_validation_epoch_start(self) -> None:
         self._sums_of = {}
@@ -52,11 +47,12 @@ class DensityFit(RunModule):
             self.log("val/nll", mean, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
-        self._sums_of = {}
+        self._sums_of, self._weighted = {}, False
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         log_p = self.model.log_prob(batch["x"]).double()
         weights = batch.get("weight")
+        self._weighted |= weights is not None
         self._add("nll", -log_p, weights)
         oracle = batch.get("oracle_log_prob")
         if oracle is not None:
@@ -66,7 +62,7 @@ class DensityFit(RunModule):
     def on_test_epoch_end(self) -> None:
         nll, nll_se, ess = self._reduced("nll")
         metrics: dict[str, float | Tensor] = {"test/nll": nll, "test/nll_se": nll_se}
-        if self.trainer.datamodule.train_weights is not None:
+        if self._weighted:
             metrics["test/ess"] = ess
         if "gap" in self._sums_of:
             gap, gap_se, _ = self._reduced("gap")
