@@ -1,5 +1,7 @@
 """Reparameterized samplers: right distribution, gradients that flow and match the analytic ones."""
 
+import math
+
 import pytest
 import torch
 from scipy import stats
@@ -115,3 +117,29 @@ def test_hard_gumbel_softmax_is_one_hot_with_the_soft_gradient():
 def test_bad_parameters_are_refused(call, key):
     with pytest.raises(ConfigError, match=f"^{key}="):
         call()
+
+
+def test_hard_gumbel_softmax_of_batched_logits_is_one_hot_on_the_last_dim():
+    """Logits (B, K): the straight-through sample is the one-hot of the relaxed sample's argmax
+    over the K categories (F.one_hot, independent of the scatter the sampler uses)."""
+    logits = torch.tensor([[0.3, -0.2, 0.9], [1.0, 0.0, -1.0]])
+    hard = gumbel_softmax(logits, 6, temperature=0.5, hard=True, generator=_gen())
+    soft = gumbel_softmax(logits, 6, temperature=0.5, generator=_gen())
+    expected = torch.nn.functional.one_hot(soft.argmax(-1), 3).to(soft)
+    torch.testing.assert_close(hard, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_uniform_draw_of_exactly_0_or_1_still_gives_finite_samples(monkeypatch, dtype):
+    """torch.rand never returns 1 on the CPU, but half precision and other generators round up to
+    it: the samplers clamp u into [tiny, 1 − eps] so −log(1 − u) and −log(−log u) stay finite,
+    and the clamped ends give the values those formulas give at u = 1 − eps and u = tiny."""
+    ends = torch.tensor([0.0, 1.0], dtype=dtype)
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: ends.expand(shape).contiguous())
+    eps, tiny = torch.finfo(dtype).eps, torch.finfo(dtype).tiny
+    x = exponential(torch.ones((), dtype=dtype), 2)
+    torch.testing.assert_close(x, torch.tensor([-math.log1p(-tiny), -math.log(eps)], dtype=dtype))
+    y = gumbel_softmax(torch.zeros(2, dtype=dtype), 1, temperature=1.0)
+    g = torch.tensor([-math.log(-math.log(tiny)), -math.log(-math.log1p(-eps))], dtype=dtype)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y[0], torch.softmax(g, -1))

@@ -19,6 +19,7 @@ from src.errors import ConfigError, UserError
 from src.fits.cavi import CAVIFit
 from src.fits.em import EMFit
 from src.fits.mle import MLEFit
+from src.fits.svi import SVIFit
 from src.models.earthquake import EarthquakeMixture
 from src.models.flow1d import MixtureCDFFlow1d
 from src.models.gmm import GaussianMixture
@@ -86,6 +87,27 @@ def test_a_weight_column_among_the_data_columns_or_missing_is_refused(tmp_path):
         TableDataModule(path, weight_column="mass")
 
 
+def _repeated(rows, w: np.ndarray, kind: str):
+    """The rows each repeated w times in place ("integers"), or the file twice ("twos")."""
+    if kind == "twos":
+        return (
+            np.concatenate([rows, rows])
+            if isinstance(rows, np.ndarray)
+            else torch.cat([rows, rows])
+        )
+    counts = w.astype(int)
+    if isinstance(rows, np.ndarray):
+        return np.repeat(rows, counts, axis=0)
+    return rows.repeat_interleave(torch.from_numpy(counts), 0)
+
+
+def _weights(n: int, kind: str, seed: int) -> np.ndarray:
+    """Integer weights 0…3 (a 0 drops its row), or 2 on every row."""
+    if kind == "twos":
+        return np.full(n, 2.0)
+    return np.random.default_rng(seed).integers(0, 4, n).astype(float)
+
+
 def _em(x: np.ndarray, w: np.ndarray | None, tmp_path, name: str, **settings) -> dict:
     """A weighted (or plain) EM run through `train`, train and test on the data set's own files
     (so the repeated file's rows are not split at random)."""
@@ -101,7 +123,6 @@ def _em(x: np.ndarray, w: np.ndarray | None, tmp_path, name: str, **settings) ->
 
     overrides = [
         "model=gmm",
-        "fit=em",
         "data=table",
         f"data.path={path}",
         f"data.val_path={held_out}",
@@ -119,32 +140,34 @@ def _em(x: np.ndarray, w: np.ndarray | None, tmp_path, name: str, **settings) ->
     return train(compose_config(*overrides, output_dir=tmp_path / name))
 
 
-def test_em_with_integer_weights_is_em_on_the_repeated_rows(tmp_path):
-    """Restarts, convergence, the chosen restart and BIC (N = Σ w) within 1e-10; any batch size
-    gives the same weighted fit."""
+@pytest.mark.parametrize("kind", ["integers", "twos"])
+@pytest.mark.parametrize("fit", ["em", "online_em"])
+def test_em_with_weights_is_em_on_the_repeated_rows(fit, kind, tmp_path):
+    """Restarts, convergence, the chosen restart and BIC (N = Σ w) within 1e-10; for batch EM
+    any batch size gives the same weighted fit (online EM on full batches: its batches are
+    its updates)."""
     x = _blobs(120, 0)
-    w = np.random.default_rng(1).integers(1, 4, len(x)).astype(float)
-    weighted = _em(x, w, tmp_path, "weighted")
-    repeated = _em(np.repeat(x, w.astype(int), axis=0), None, tmp_path, "repeated")
-    batched = _em(x, w, tmp_path, "batched", **{"data.batch_size": 17})
+    w = _weights(len(x), kind, 1)
+    weighted = _em(x, w, tmp_path, "weighted", fit=fit)
+    repeated = _em(_repeated(x, w, kind), None, tmp_path, "repeated", fit=fit)
     assert weighted["weights"] == "w" and "weights" not in repeated
-    for key in ("train/nll", "train/bic", "train/aic", "val/nll", "test/nll", "epochs"):
+    keys = ("train/nll", "train/bic", "train/aic", "val/nll", "test/nll", "epochs")
+    for key in keys:
         assert weighted[key] == pytest.approx(repeated[key], rel=1e-10, abs=1e-10), key
-        assert batched[key] == pytest.approx(weighted[key], rel=1e-10, abs=1e-10), key
+    if fit == "em":
+        batched = _em(x, w, tmp_path, "batched", fit=fit, **{"data.batch_size": 17})
+        for key in keys:
+            assert batched[key] == pytest.approx(weighted[key], rel=1e-10, abs=1e-10), key
 
 
-def test_weights_of_two_are_the_duplicated_file_for_em(tmp_path):
-    x = _blobs(90, 3)
-    doubled = _em(x, np.full(len(x), 2.0), tmp_path, "doubled")
-    duplicated = _em(np.concatenate([x, x]), None, tmp_path, "duplicated")
-    for key in ("train/nll", "train/bic", "test/nll"):
-        assert doubled[key] == pytest.approx(duplicated[key], rel=1e-10), key
-
-
-def test_cavi_with_integer_weights_is_cavi_on_the_repeated_events():
+@pytest.mark.parametrize("kind", ["integers", "twos"])
+@pytest.mark.parametrize("fit_class", [CAVIFit, SVIFit])
+def test_cavi_with_weights_is_cavi_on_the_repeated_events(fit_class, kind):
+    """Full batches (SVI's batches are its updates): the traces of both restarts and the final
+    posterior within 1e-10."""
     source = SyntheticEarthquakes(n_components=3, rho=16.0, n_train=150, n_val=50, n_test=50)
     events = source.splits["train"]
-    w = torch.from_numpy(np.random.default_rng(2).integers(1, 4, len(events)).astype(float))
+    w = _weights(len(events), kind, 2)
     held = {s: source.splits[s] for s in ("val", "test")}
 
     def fit(train_events, weights):
@@ -153,13 +176,13 @@ def test_cavi_with_integer_weights_is_cavi_on_the_repeated_events():
         if weights is not None:
             all_weights = {"train": weights} | {s: torch.ones(len(v)) for s, v in held.items()}
         data = EarthquakeDataModule(splits, None, 0, all_weights, "w")
-        module = CAVIFit(EarthquakeMixture(n_components=3), n_init=2, tol=1e-12, max_iter=60)
+        module = fit_class(EarthquakeMixture(n_components=3), n_init=2, tol=1e-12, max_iter=60)
         module.prepare(data.train_x, False, data.train_weights)
         bare_trainer(1000, num_sanity_val_steps=0, limit_val_batches=0).fit(module, datamodule=data)
         return module
 
-    weighted = fit(events, w)
-    repeated = fit(events.repeat_interleave(w.long(), 0), None)
+    weighted = fit(events, torch.from_numpy(w))
+    repeated = fit(_repeated(events, w, kind), None)
     assert len(weighted.state["traces"]) == len(repeated.state["traces"]) == 2
     for ours, theirs in zip(weighted.state["traces"], repeated.state["traces"]):
         assert ours == pytest.approx(theirs, rel=1e-10)
@@ -167,14 +190,15 @@ def test_cavi_with_integer_weights_is_cavi_on_the_repeated_events():
         assert torch.allclose(weighted.model.state_dict()[key], value, rtol=1e-10), key
 
 
-def test_mle_with_integer_weights_has_the_gradient_of_the_repeated_rows():
+@pytest.mark.parametrize("kind", ["integers", "twos"])
+def test_mle_with_weights_has_the_gradient_of_the_repeated_rows(kind):
     """Σ_b w ℓ / (B w̄) on the full batch is the repeated rows' mean: the same gradient."""
     x = torch.randn(50).double()
-    w = torch.from_numpy(np.random.default_rng(0).integers(0, 4, 50).astype(float))
+    w = _weights(50, kind, 0)
     gradients = []
     for batch, weights in (
-        ({"x": x, "weight": w}, w),
-        ({"x": x.repeat_interleave(w.long())}, None),
+        ({"x": x, "weight": torch.from_numpy(w)}, torch.from_numpy(w)),
+        ({"x": _repeated(x, w, kind)}, None),
     ):
         torch.manual_seed(0)
         flow = MixtureCDFFlow1d(n_components=4).double()
