@@ -178,7 +178,7 @@ class CsvEarthquakes(EarthquakeDataModule):
     ) -> None:
         """`weight_column`: a column of event weights (≥ 0), a name or 0-based index."""
         x, s, w = load_catalogue(path, weight_column=weight_column)
-        splits, weights = _split(path, x, s, w, val_fraction, test_fraction, seed)
+        splits, weights = _split(path, x, s, w, weight_column, val_fraction, test_fraction, seed)
         super().__init__(splits, batch_size, seed, weights, weight_column)
 
 
@@ -237,7 +237,7 @@ class GeoCatalogue(EarthquakeDataModule):
         else:
             self.origin = catalogue_centre(lat_lon)
         x = project(lat_lon, self.origin)
-        splits, weights = _split(path, x, s, w, val_fraction, test_fraction, seed)
+        splits, weights = _split(path, x, s, w, weight_column, val_fraction, test_fraction, seed)
         super().__init__(splits, batch_size, seed, weights, weight_column)
         self.columns = (lat_column, lon_column, count_column)
 
@@ -266,13 +266,15 @@ def _split(
     x: Tensor,
     s: Tensor,
     w: Tensor | None,
+    weight_column: str | int | None,
     val_fraction: float,
     test_fraction: float,
     seed: int,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
     """Seeded random train/val/test split of the events (x, y, S) and their weights `w` (None:
-    unweighted); the fractions are the declared ones (each in (0, 1), their sum < 1), checked
-    where the data set is built. A split whose weights are all 0 is refused."""
+    unweighted), read from `weight_column`; the fractions are the declared ones (each in (0, 1),
+    their sum < 1), checked where the data set is built. A split whose weights are all 0 is
+    refused."""
     n_val, n_test = (max(1, round(f * len(x))) for f in (val_fraction, test_fraction))
     if len(x) - n_val - n_test < 1:
         raise UserError(f"{path}: {len(x)} events are too few to split into train/val/test")
@@ -284,7 +286,7 @@ def _split(
         return splits, None
     weights = {k: w[i] for k, i in zip(SPLITS, parts)}
     for split, split_weights in weights.items():
-        refuse_empty(split_weights, split, str(path), "weight_column")
+        refuse_empty(split_weights, split, str(path), str(weight_column))
     return splits, weights
 
 

@@ -104,9 +104,8 @@ class OnlineFit(SufficientStatsFit):
 
     @torch.no_grad()
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        summed = self._all_reduce(
-            self._batch_sums(batch)
-        )  # one all-reduce per batch: B_t is the global size
+        stats = self._batch_sums(batch)
+        summed = self._all_reduce(stats)  # one all-reduce per batch: B_t is the global size
         last = batch_idx + 1 == self.trainer.num_training_batches
         self.optimizers().step(closure=lambda: self._online_step(summed, last))
 

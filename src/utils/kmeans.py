@@ -30,12 +30,12 @@ def kmeans_plus_plus(
     centres = [x[first]]
     nearest = (x - centres[0]).square().sum(-1)
     for _ in range(k - 1):  # a loop over components, not over points
-        odds = nearest.clamp_min(0) if weights is None else nearest.clamp_min(0) * mass
+        odds = nearest.clamp_min(0) * mass  # × 1 is exact: unweighted draws are unchanged
         if not bool(odds.sum() > 0):
             odds = mass
         picks = torch.multinomial(odds, trials, True, generator=generator)
         candidate = torch.minimum(nearest, torch.cdist(x[picks], x).square())  # [T, N]
-        best = (candidate if weights is None else candidate * mass).sum(-1).argmin()
+        best = (candidate * mass).sum(-1).argmin()
         centres.append(x[picks[best]].unsqueeze(0))
         nearest = candidate[best]
     return torch.cat(centres)
