@@ -61,19 +61,7 @@ def test_prior_uses_the_train_set_size_on_a_mini_batch(analytic, n_rows, weights
     torch.testing.assert_close(model.logits.grad, fd, atol=1e-8, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "analytic",
-    [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: HistogramLogProb.forward adds prior_weight · Σ log p = 0 · (−inf)",
-            ),
-        ),
-        False,
-    ],
-)
+@pytest.mark.parametrize("analytic", [True, False])
 def test_an_empty_bin_at_minus_infinity_stays_finite_without_smoothing(analytic):
     """The MLE puts −inf on an empty bin; with α = 0 the observed points' log-mass and gradient
     stay finite (no 0·(−inf) from the absent prior)."""
@@ -106,3 +94,24 @@ def test_every_smoothing_from_zero_up_is_accepted(alpha):
 def test_negative_or_non_finite_smoothing_is_refused(alpha):
     with pytest.raises(ConfigError, match="smoothing="):
         make(Histogram, smoothing=alpha)
+
+
+def _backward_nodes(tensor: torch.Tensor) -> set[str]:
+    """Names of every autograd node behind `tensor`."""
+    names, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None:
+            names.add(type(node).__name__)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 1.0])
+def test_analytic_grad_chooses_the_hand_derived_backward(smoothing):
+    """Both backwards give the same gradient (tested above), so only the graph tells which one
+    runs: `analytic_grad=True` goes through HistogramLogProb, False never does."""
+    x = torch.tensor([0, 2, 2])
+    for analytic in (True, False):
+        out = Histogram(3, analytic_grad=analytic, smoothing=smoothing).log_prob(x)
+        assert ("HistogramLogProbBackward" in _backward_nodes(out)) is analytic

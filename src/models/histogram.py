@@ -27,13 +27,15 @@ from src.utils.constraints import Constraint, Flag, Real
 
 class HistogramLogProb(torch.autograd.Function):
     """log softmax(θ)[x] + a Σ_k log softmax(θ)_k (the per-point prior) with the hand-derived
-    backward; the model subtracts the prior's value again, keeping only its gradient."""
+    backward; the model subtracts the prior's value again, keeping only its gradient. The prior
+    is 0 when a = 0, even beside a bin at −inf (no 0·(−inf))."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor, prior_weight: Tensor) -> Tensor:
         log_p = torch.log_softmax(logits, -1)
         ctx.save_for_backward(log_p.exp(), x, prior_weight)
-        return log_p[x] + prior_weight * log_p.sum()
+        prior = torch.where(prior_weight == 0, 0.0, prior_weight * log_p.sum())
+        return log_p[x] + prior
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:
