@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+MODULE ?=
 
-.PHONY: help install train test test-slow lint tensorboard bench study clean
+.PHONY: help install train test test-slow lint tensorboard bench study mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +44,10 @@ STUDY := outputs/toy2d_study/multiruns
 study: $(STAMP)  ## the 2-D toy study (gmm by EM, realnvp, nsf × 9 toys × 3 seeds), its table into docs/results.md
 	$(BIN)/python -m src.train experiment=toy2d_study
 	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme docs/results.md
+
+mutation: $(STAMP)  ## mutation testing (cosmic-ray, the dev extra) of the derivation modules, resumable; MODULE=histogram for one
+	@$(BIN)/python -c "import cosmic_ray" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python mutation/run.py $(MODULE) $(ARGS)
 
 clean:  ## remove outputs, caches and the virtual environment
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
