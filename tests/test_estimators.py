@@ -14,6 +14,7 @@ from src.estimators.gradients import (
     ESTIMATORS,
     gradient_samples,
     gradient_variance,
+    leave_one_out_mean,
     surrogate,
 )
 from src.train import train
@@ -185,3 +186,57 @@ def test_cli_reports_bad_sigma_in_one_line(tmp_path):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: study.init_sigma=0 is invalid")
+
+
+def test_leave_one_out_mean_by_hand():
+    """b_i = (Σ_j v_j − v_i)/(n − 1) along dim 0: (1, 2, 3, 6) sums to 12, so b = (11, 10, 9, 6)/3;
+    a second column (a batch member) gets its own."""
+    values = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 3.0], [6.0, 3.0]])
+    expected = torch.tensor([[11.0, 6.0], [10.0, 6.0], [9.0, 3.0], [6.0, 3.0]]) / 3
+    torch.testing.assert_close(leave_one_out_mean(values), expected)
+
+
+def test_gradient_samples_and_variance_by_hand():
+    """A loss whose r-th repeat is r·Σ_k k·a_k has gradient r·(0, 1, 2) for repeat r: the copies
+    are independent. The variance over repeats is the unbiased one, summed over elements."""
+    repeats = 4
+    params = {"a": torch.tensor([0.5, -1.0, 2.0]), "b": torch.tensor(3.0)}
+
+    def loss(p):
+        r = torch.arange(repeats, dtype=torch.float32)
+        return r * (p["a"] * torch.arange(3.0)).sum(-1) + p["b"] ** 2
+
+    grads = gradient_samples(loss, params, repeats)
+    r = torch.arange(repeats, dtype=torch.float32)[:, None]
+    torch.testing.assert_close(grads["a"], r * torch.arange(3.0))
+    torch.testing.assert_close(grads["b"], torch.full((repeats,), 6.0))
+    var = gradient_variance({"g": torch.tensor([[1.0, 2.0], [3.0, 6.0]])})
+    torch.testing.assert_close(var["g"], torch.tensor(2.0 + 8.0))  # var(1, 3) + var(2, 6)
+
+
+def test_score_baseline_with_a_given_baseline_subtracts_it():
+    """A constant baseline b gives the gradient (1/n)Σ (f_i − b) ∇log q(x_i): with f ≡ b it is
+    exactly zero, while the plain score function is not."""
+    q_mu = torch.tensor(0.3, requires_grad=True)
+    q = Normal(q_mu, torch.tensor(1.0))
+    constant = lambda x: torch.full_like(x, 2.0)  # noqa: E731
+    torch.manual_seed(0)
+    b = torch.tensor(2.0)
+    (with_b,) = torch.autograd.grad(surrogate(q, constant, 64, "score_baseline", b), q_mu)
+    (loo,) = torch.autograd.grad(surrogate(q, constant, 64, "score_baseline"), q_mu)
+    (plain,) = torch.autograd.grad(surrogate(q, constant, 64, "score"), q_mu)
+    assert with_b.item() == 0 and loo.abs().item() < 1e-6 and plain.abs().item() > 1e-3
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_estimator_names_from_a_config_are_compared_by_value(estimator):
+    """A name parsed from a YAML file is a new string, not the interned literal (`is` would miss
+    it): each estimator still gives its own gradient, told apart on f ≡ 2 where the plain score
+    function's is not 0 and the others' are (baseline: f − b = 0; reparam: f' = 0)."""
+    name = "".join(list(estimator))
+    mu = torch.tensor(0.3, requires_grad=True)
+    q = Normal(mu, torch.tensor(1.0))
+    torch.manual_seed(0)
+    value = surrogate(q, lambda x: 0 * x + 2.0, 64, name)
+    (grad,) = torch.autograd.grad(value, mu)
+    assert (grad.abs().item() > 1e-3) is (estimator == "score")

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
+from src.estimators import importance
 from src.estimators.importance import (
     GamblersRuin,
+    Walks,
     cross_entropy_update,
     estimate,
     second_moment_update,
@@ -157,3 +159,99 @@ def test_the_study_draws_its_estimate_and_weights(make_cfg, tmp_path):
     (run,) = (tmp_path / "tensorboard").iterdir()
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     assert {"samples/estimate", "samples/weights"} <= set(events.Tags()["images"])
+
+
+def _walks(won, ups, steps) -> Walks:
+    return Walks(torch.tensor(won), torch.tensor(ups), torch.tensor(steps))
+
+
+def test_estimate_and_updates_by_hand():
+    """Three paths, won (yes, no, yes), weights (2, 5, 0.5): y = (2, 0, 0.5), so the mean is 5/6,
+    the unbiased variance 13/12, ESS = 2.5²/4.25, the variance reduction (5/6)(1/6)/(13/12) and
+    the second moment 4.25/3; with (U, T) = (3, 5), (1, 5), (4, 6) the cross-entropy proposal is
+    Σ y U / Σ y T = (6 + 2)/(10 + 3)."""
+    walks = _walks([True, False, True], [3, 1, 4], [5, 5, 6])
+    log_w = torch.tensor([2.0, 5.0, 0.5], dtype=torch.float64).log()
+    result = estimate(walks, log_w)
+    assert result.estimate == pytest.approx(5 / 6)
+    assert result.se == pytest.approx(math.sqrt(13 / 12 / 3))
+    assert result.ess == pytest.approx(2.5**2 / 4.25)
+    assert result.variance_reduction == pytest.approx((5 / 6) * (1 / 6) / (13 / 12))
+    assert result.second_moment == pytest.approx(4.25 / 3)
+    assert cross_entropy_update(walks, log_w) == pytest.approx(8 / 13)
+
+
+def test_estimate_without_a_win_and_with_too_few_paths():
+    walks = _walks([False, False], [1, 2], [3, 4])
+    result = estimate(walks, torch.zeros(2, dtype=torch.float64))
+    assert result.estimate == 0 and result.ess == 0 and math.isnan(result.variance_reduction)
+    with pytest.raises(UserError, match="at least 2 paths"):
+        estimate(_walks([True], [1], [1]), torch.zeros(1, dtype=torch.float64))
+    for update in (cross_entropy_update, lambda w, lw: second_moment_update(GAME, w, lw, 0.5)):
+        with pytest.raises(UserError, match="no walk reached the goal"):
+            update(walks, torch.zeros(2, dtype=torch.float64))
+
+
+GAME = GamblersRuin(start=2, goal=4, p=0.4, max_steps=6)
+
+
+def test_log_weights_by_hand():
+    """U ups and D = T − U downs: log w = U log(p/q) + D log((1 − p)/(1 − q))."""
+    walks = _walks([True, False], [3, 0], [4, 2])
+    expected = torch.tensor(
+        [3 * math.log(0.4 / 0.7) + math.log(0.6 / 0.3), 2 * math.log(0.6 / 0.3)],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(GAME.log_weights(walks, 0.7), expected)
+
+
+def test_second_moment_update_is_the_closed_form_minimiser():
+    """One won path with U ups and D downs: the estimate ∝ q'^−U (1 − q')^−D, minimised at
+    q' = U/(U + D)."""
+    walks = _walks([True, False], [5, 0], [7, 2])
+    log_w = GAME.log_weights(walks, 0.5)
+    assert second_moment_update(GAME, walks, log_w, 0.5) == pytest.approx(
+        5 / 7, abs=1e-6
+    )  # flat minimum: √eps
+
+
+def test_walk_outcomes_by_hand(monkeypatch):
+    """Fixed uniforms: up when u < q. From 2 with goal 4: (up, up) wins at T = 2; (down, down)
+    loses at T = 2; (up, down)×3 is still going at the horizon 6 and has lost."""
+    rows = torch.tensor(
+        [[0.1, 0.1, 0.9, 0.9, 0.9, 0.9], [0.9, 0.9, 0.1, 0.1, 0.1, 0.1], [0.1, 0.9] * 3]
+    )
+    monkeypatch.setattr(torch, "rand", lambda n, horizon, **kw: rows[:n])
+    walks = GAME.walk(0.5, 3, _gen(), CPU)
+    assert walks.won.tolist() == [True, False, False]
+    assert walks.steps.tolist() == [2, 2, 6] and walks.ups.tolist() == [2, 0, 3]
+
+
+def test_walks_in_several_chunks_are_all_drawn(monkeypatch):
+    monkeypatch.setattr(importance, "CHUNK", 4)
+    walks = GAME.walk(0.5, 10, _gen(), CPU)
+    assert len(walks.won) == len(walks.ups) == len(walks.steps) == 10
+    assert (walks.steps >= 2).all() and (walks.steps <= 6).all()
+
+
+def test_game_settings_by_hand():
+    GamblersRuin.check_together({"start": 2, "goal": 3, "max_steps": 1})
+    with pytest.raises(ConfigError, match=r"^goal=2 is invalid: expected an integer > start \(2\)"):
+        GamblersRuin.check_together({"start": 2, "goal": 2, "max_steps": 10})
+    with pytest.raises(ConfigError, match=r"^max_steps=2 is invalid: .*>= goal − start \(3\)"):
+        GamblersRuin.check_together({"start": 2, "goal": 5, "max_steps": 2})
+    assert GAME.check_proposal("q", 0.5) == 0.5
+    for bad in (0.0, 1.0):
+        with pytest.raises(ConfigError, match=r"^q="):
+            GAME.check_proposal("q", bad)
+
+
+def test_check_proposal_is_at_the_float64_limit():
+    """The worst path (every step down, (T + start)/2 + 1 of them at most) has
+    log w = D log((1 − p)/(1 − q)); q is refused exactly when that reaches log(float64 max)."""
+    game = GamblersRuin(start=100, goal=200, p=0.5, max_steps=600)
+    most_downs = (600 + 100) // 2 + 1
+    limit = 1 - 0.5 / math.exp(math.log(torch.finfo(torch.float64).max) / most_downs)
+    assert game.check_proposal("q", limit - 1e-6) == limit - 1e-6
+    with pytest.raises(ConfigError, match="weights stay finite"):
+        game.check_proposal("q", limit + 1e-6)

@@ -120,13 +120,14 @@ def test_bad_parameters_are_refused(call, key):
 
 
 def test_hard_gumbel_softmax_of_batched_logits_is_one_hot_on_the_last_dim():
-    """Logits (B, K): the straight-through sample is the one-hot of the relaxed sample's argmax
-    over the K categories (F.one_hot, independent of the scatter the sampler uses)."""
+    """Logits (B, K): the relaxed sample is a distribution over the K categories and the
+    straight-through sample the one-hot of its argmax (F.one_hot, not the sampler's scatter)."""
     logits = torch.tensor([[0.3, -0.2, 0.9], [1.0, 0.0, -1.0]])
     hard = gumbel_softmax(logits, 6, temperature=0.5, hard=True, generator=_gen())
     soft = gumbel_softmax(logits, 6, temperature=0.5, generator=_gen())
     expected = torch.nn.functional.one_hot(soft.argmax(-1), 3).to(soft)
     torch.testing.assert_close(hard, expected)
+    torch.testing.assert_close(soft.sum(-1), torch.ones(6, 2))  # normalised over K, not B
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -143,3 +144,26 @@ def test_a_uniform_draw_of_exactly_0_or_1_still_gives_finite_samples(monkeypatch
     g = torch.tensor([-math.log(-math.log(tiny)), -math.log(-math.log1p(-eps))], dtype=dtype)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y[0], torch.softmax(g, -1))
+
+
+def test_samplers_are_the_documented_transforms_of_the_generators_noise():
+    """With a fixed generator the samplers are x = μ + σε and x = −log(1 − u)/λ of that
+    generator's own ε ~ N(0, 1) and u ~ U(0, 1): common random numbers across calls (a sign
+    flip of ε would keep the law but not the transform the docstring promises)."""
+    mean, std = torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.3])
+    eps = torch.randn((3, 2), generator=_gen())
+    torch.testing.assert_close(gaussian(mean, std, 3, generator=_gen()), mean + std * eps)
+    rate = torch.tensor([0.5, 4.0])
+    u = torch.rand((3, 2), generator=_gen())
+    torch.testing.assert_close(exponential(rate, 3, generator=_gen()), -torch.log1p(-u) / rate)
+
+
+def test_hard_gumbel_softmax_is_exactly_one_hot_where_the_relaxed_sample_underflows():
+    """At τ = 0.01 most relaxed entries underflow to 0 in float32: the straight-through forward
+    value must still be the exact one-hot (no 0/0 or 0 mod 0 from the soft part)."""
+    logits = torch.tensor([0.0, 1.0, -2.0, 0.5])
+    soft = gumbel_softmax(logits, 200, temperature=0.01, generator=_gen())
+    assert (soft == 0).any()
+    hard = gumbel_softmax(logits, 200, temperature=0.01, hard=True, generator=_gen())
+    expected = torch.nn.functional.one_hot(soft.argmax(-1), 4).to(soft)
+    torch.testing.assert_close(hard, expected, rtol=0, atol=1e-6)
