@@ -25,6 +25,7 @@ from torch import nn
 
 from src.callbacks.last_checkpoint import LastCheckpoint
 from src.callbacks.lean import NoProfiler
+from src.callbacks.learning_curve import LearningCurve
 from src.callbacks.progress import EpochProgressBar
 from src.callbacks.run_guard import RunGuard
 from src.callbacks.threads import ThreadPolicy
@@ -34,6 +35,7 @@ from src.fits.base import RunModule
 from src.fits.density_fit import DensityFit
 from src.models.standardized import standardized
 from src.pairing import check_data, check_pairing
+from src.sweeps.curves import CURVE
 from src.utils.checkpoint_io import LocalCheckpointIO
 from src.utils.hydra_context import choice, launcher_jobs
 from src.utils.instantiate import build
@@ -244,9 +246,10 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     are settings without a `_target_`: an experiment's tweaks of a callback not selected.
     A callback whose `monitor` is `auto` follows the module's own metric (`RunModule.monitor`),
     and is left out for a module that monitors nothing. Always on, whatever `callbacks=` says:
-    `last.ckpt` after every epoch, the run guard (non-finite check, checkpoint on Ctrl+C, the
-    run's identity in every checkpoint) and the thread policy (`threads`); the epoch progress
-    bar unless `trainer.enable_progress_bar=false` or another bar is chosen."""
+    `last.ckpt` after every epoch, the learning curve (`curve.csv`), the run guard (non-finite
+    check, checkpoint on Ctrl+C, the run's identity in every checkpoint) and the thread policy
+    (`threads`); the epoch progress bar unless `trainer.enable_progress_bar=false` or another
+    bar is chosen."""
     threads = check_threads(cfg.get("threads", "auto"))
     callbacks = [
         build(c, f"callbacks.{k}", **_monitored(c, module))
@@ -256,6 +259,7 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     checkpoints = f"{cfg.paths.output_dir}/checkpoints"
     identity_record = {MODEL_CONFIG: _model_config(cfg), IDENTITY: identity.as_dict()}
     callbacks += [LastCheckpoint(checkpoints), RunGuard(checkpoints, identity_record)]
+    callbacks.append(LearningCurve(Path(cfg.paths.output_dir) / CURVE))
     callbacks.append(ThreadPolicy(threads, sweep_workers(launcher_jobs(cfg), available_cores())))
     loggers = [
         build(c, f"logger.{k}", **_named(c, identity)) for k, c in _selected(cfg.get("logger"))

@@ -152,7 +152,7 @@ class SyntheticEarthquakes(EarthquakeDataModule):
         self.truth = truth
         for split in SPLITS:
             self.extras[split]["labels"] = labels[split]
-        self.oracle_log_prob = truth.log_prob(self.splits["test"])
+        self.attach_truth_log_prob(truth.log_prob)
 
 
 class CsvEarthquakes(EarthquakeDataModule):

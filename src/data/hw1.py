@@ -86,4 +86,4 @@ class HW1DataModule(TensorDataModule):
         self.splits["test"] = classes[split:]
         self.splits["val"] = classes[n_fit:split] if n_fit < split else self.splits["test"]
         self.truth = hw1_truth(n_bins)
-        self.oracle_log_prob = self.truth.log_prob(self.splits["test"]).float()
+        self.attach_truth_log_prob(lambda x: self.truth.log_prob(x).float())

@@ -52,7 +52,7 @@ class SyntheticDataModule(TensorDataModule):
                 torch.manual_seed(int(split_seed))
                 self.splits[split] = _single_precision(self.draw(n))
         _check_resolution(self.splits["train"])
-        self.oracle_log_prob = truth.log_prob(self.splits["test"]).float()
+        self.attach_truth_log_prob(lambda x: truth.log_prob(x).float())
 
     def draw(self, n: int) -> Tensor:
         """n points from the truth, DRAW_CHUNK at a time and stored in single precision, so

@@ -2,7 +2,7 @@
 
 Subclasses fill `splits` (train/val/test tensors, first dimension = examples) and, per split,
 optional named `extras` of the same length: the truth's log-density of each test point
-(`oracle_log_prob`, set through `oracle_log_prob`), true cluster labels, the rows' weights
+(`oracle_log_prob`, set through `attach_truth_log_prob`), true cluster labels, the rows' weights
 (`weight`, from `weight_column`), ... Batches carry them by name. Integer data is discrete,
 floating-point data continuous. Under DDP each rank keeps its own shard of every split, and
 every rank takes the same number of batches.
@@ -11,6 +11,7 @@ every rank takes the same number of batches.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import pytorch_lightning as pl
@@ -51,9 +52,11 @@ class TensorDataModule(pl.LightningDataModule):
     def oracle_log_prob(self) -> Tensor | None:
         return self.extras["test"].get("oracle_log_prob")
 
-    @oracle_log_prob.setter
-    def oracle_log_prob(self, values: Tensor) -> None:
-        self.extras["test"]["oracle_log_prob"] = values
+    def attach_truth_log_prob(self, log_prob: Callable[[Tensor], Tensor]) -> None:
+        """The truth's log-density of every validation and test point, carried by their batches:
+        the KL gap is then scored during training (`val/kl_gap`, a learning curve) and at test."""
+        for split in ("val", "test"):
+            self.extras[split]["oracle_log_prob"] = log_prob(self.splits[split])
 
     @property
     def train_x(self) -> Tensor:

@@ -1,9 +1,11 @@
 """What every fit of a density model shares: validation NLL and the test metrics.
 
-The test stage scores the model against the truth's log-density of the same points (the batch
+Validation and test score the model against the truth's log-density of the same points (the batch
 carries it as `oracle_log_prob`): `kl_gap` = mean(log p_truth − log p_model), a paired estimate
 of KL(truth‖model) with its standard error. Sums are accumulated per batch and all-reduced once,
-so the metrics do not depend on how the test set is chunked or sharded.
+so the metrics do not depend on how the test set is chunked or sharded. Validation logs the
+KL gap too (`val/kl_gap`) where its batches carry the truth: the learning curve of
+`curve.csv` (src/callbacks/learning_curve.py).
 
 Weighted rows (`data.weight_column`, weight w_n on row n) make every mean the weighted one,
 v̄ = Σ w v / Σ w, a ratio estimator whose standard error is the linearised one,
@@ -39,20 +41,24 @@ class DensityFit(RunModule):
         self._sums_of = {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._add("nll", -self.model.log_prob(batch["x"]), batch.get("weight"))
+        self._score(batch)
 
     def on_validation_epoch_end(self) -> None:
-        if "nll" in self._sums_of:  # no validation batch: nothing to log
-            mean, _, _ = self._reduced("nll")
-            self.log("val/nll", mean, sync_dist=True)
+        for name, key in (("nll", "val/nll"), ("gap", "val/kl_gap")):
+            if name in self._sums_of:  # no validation batch (or no truth): nothing to log
+                self.log(key, self._reduced(name)[0], sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self._sums_of, self._weighted = {}, False
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._weighted |= batch.get("weight") is not None
+        self._score(batch)
+
+    def _score(self, batch: Batch) -> None:
+        """Add the batch's NLL and, where it carries the truth, its KL gap to the sums."""
         log_p = self.model.log_prob(batch["x"]).double()
         weights = batch.get("weight")
-        self._weighted |= weights is not None
         self._add("nll", -log_p, weights)
         oracle = batch.get("oracle_log_prob")
         if oracle is not None:
@@ -62,6 +68,7 @@ class DensityFit(RunModule):
     def on_test_epoch_end(self) -> None:
         nll, nll_se, ess = self._reduced("nll")
         metrics: dict[str, float | Tensor] = {"test/nll": nll, "test/nll_se": nll_se}
+        metrics["n_parameters"] = float(self.parameter_count())
         if self._weighted:
             metrics["test/ess"] = ess
         if "gap" in self._sums_of:
@@ -99,6 +106,11 @@ class DensityFit(RunModule):
         ess = s["w"].square() / s["w2"]
         se = (spread / s["w"].square() * ess / (ess - 1).clamp_min(1e-12)).sqrt()
         return mean, se, ess
+
+    def parameter_count(self) -> int:
+        """The model's trained numbers (a comparison's cost column): every entry of a parameter
+        that requires a gradient; a fit that knows the free count says it instead."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     def extra_test_metrics(self) -> dict[str, float | Tensor]:
         """A fit's own test metrics beside the shared ones (e.g. cluster recovery)."""

@@ -83,6 +83,9 @@ class EMFit(SufficientStatsFit):
         model.set_parameters(*parameters)
         return stats["log_likelihood"] / stats["n"]
 
+    def parameter_count(self) -> int:
+        return n_parameters(self.model)
+
     def extra_test_metrics(self) -> dict[str, Tensor]:
         """train/bic and train/aic of the final parameters (see the module's docstring)."""
         totals = self.training_totals()
