@@ -1,4 +1,5 @@
-"""Compare runs over seeds: `python -m src.compare DIR [DIR ...] [--out OUT] [--no-figure]`.
+"""Compare runs over seeds: `python -m src.compare DIR [DIR ...] [--out OUT] [--no-figure]
+[--curves]`.
 
 Finds every run under the directories (single runs, sweeps, Optuna studies) and writes into the
 first directory (or OUT): `comparison.csv` and `comparison.md`, one row per configuration with
@@ -6,7 +7,9 @@ the mean ± standard error over seeds of every final metric and its completed an
 counted, a models × data sets table of test/kl_gap and paired differences between models
 (src/sweeps/aggregate.py); and `comparison.png`, each model's density next to the truth. Runs
 that differ in `model.n_components` add `choose_k.csv`/`.md`/`.png`, the K chosen by train/bic
-and by val/nll (src/sweeps/choose_k.py), and print those choices.
+and by val/nll (src/sweeps/choose_k.py), and print those choices. `--curves` adds
+`learning_curves.png`, each run's validation KL gap against its training seconds
+(src/sweeps/curves.py), and refuses a completed run that has no such curve.
 Torch and matplotlib are imported only to draw, so `--help` and mistakes answer at once.
 """
 
@@ -21,14 +24,17 @@ from typing import Any
 from src.errors import UserError, first_line
 from src.sweeps.aggregate import CSV, MARKDOWN, Comparison, Config, write_comparison
 from src.sweeps.choose_k import k_curves, write_choose_k
+from src.sweeps.curves import METRIC, learning_curves
 from src.sweeps.runs import find_runs
 from src.utils.cli import EXIT_USER_ERROR
 
-FIGURE = "comparison.png"
+FIGURE, CURVES = "comparison.png", "learning_curves.png"
 N_REFERENCE = 20000  # truth samples that set a row's plotting range
 
 
-def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: bool) -> list[Path]:
+def compare_dirs(
+    dirs: Sequence[str | Path], out: str | Path | None, figure: bool, curves: bool = False
+) -> list[Path]:
     """Write the comparison of every run under `dirs`; returns the files written."""
     for path in dirs:
         if not Path(path).is_dir():
@@ -43,6 +49,7 @@ def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: boo
     except OSError as error:
         raise UserError(f"--out {out_dir}: cannot create it ({error.strerror})") from None
     comparison = write_comparison(runs, out_dir, dirs)
+    panels = learning_curves(comparison) if curves else {}  # refused before any figure is drawn
     written = [out_dir / CSV, out_dir / MARKDOWN]
     rows = figure_rows(comparison) if figure else []
     if rows:
@@ -50,10 +57,15 @@ def compare_dirs(dirs: Sequence[str | Path], out: str | Path | None, figure: boo
 
         draw(rows, out_dir / FIGURE)
         written.append(out_dir / FIGURE)
-    curves = k_curves(comparison)
-    if curves:
-        written += write_choose_k(curves, out_dir, figure)
-    for curve in curves:
+    if panels:
+        from src.plots.learning_curves import draw as draw_curves
+
+        draw_curves(panels, out_dir / CURVES, METRIC)
+        written.append(out_dir / CURVES)
+    k_choices = k_curves(comparison)
+    if k_choices:
+        written += write_choose_k(k_choices, out_dir, figure)
+    for curve in k_choices:
         print(curve.verdict())
     return written
 
@@ -145,13 +157,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="where to write (default: the first directory)")
     parser.add_argument("--no-figure", action="store_true", help="the tables only")
     parser.add_argument(
+        "--curves",
+        action="store_true",
+        help=f"also {CURVES}: each run's {METRIC} against its training seconds (every "
+        "completed run must have its curve.csv, and data with a truth)",
+    )
+    parser.add_argument(
         "--readme",
         help="also replace the block between <!-- comparison:start --> and "
         "<!-- comparison:end --> in this Markdown file by comparison.md's model × data table",
     )
     args = parser.parse_args(argv)
     try:
-        written = compare_dirs(args.dirs, args.out, figure=not args.no_figure)
+        written = compare_dirs(args.dirs, args.out, not args.no_figure, args.curves)
         if args.readme:
             splice(Path(args.readme), written[1])
     except UserError as error:

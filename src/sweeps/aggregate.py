@@ -26,6 +26,7 @@ from src.sweeps.runs import CHOICES, Run
 # Metrics that compare across seeds and models: the KL gap where the data have a truth, else
 # the test NLL. Never val/nll: each seed draws its own validation split.
 SCORES = ("test/kl_gap", "test/nll")
+COST = ("fit_seconds", "n_parameters")
 CSV, MARKDOWN = "comparison.csv", "comparison.md"
 
 
@@ -241,7 +242,7 @@ def to_markdown(comparison: Comparison, sources: Sequence[str | Path]) -> str:
             f"Left out: {superseded} earlier completed run(s) of a seed that ran again "
             "(the latest completed run of each seed counts).",
         ]
-    lines += _models_by_data(comparison) + _paired(comparison)
+    lines += _models_by_data(comparison) + _cost_by_data(comparison) + _paired(comparison)
     header = [*comparison.varying, "seeds", "n_seeds", "n_failed", "n_running"]
     body = [
         [config.identity.get(k, "") for k in comparison.varying]
@@ -274,6 +275,33 @@ def _models_by_data(comparison: Comparison) -> list[str]:
         "says so. Mean ± se over seeds; **bold**: the lowest on each data set.",
         "",
         *markdown_table(header, body),
+    ]
+
+
+def _cost_by_data(comparison: Comparison) -> list[str]:
+    """What each score cost: the model's parameter count and its mean fit seconds per data set,
+    so a comparison at equal budget can be seen to be one."""
+    body = []
+    for model in comparison.models:
+        cells = []
+        for data in comparison.datasets:
+            config = comparison.cell(model, data)
+            seconds = config.stat(COST[0]) if config else None
+            params = config.stat(COST[1]) if config else None
+            cell = f"{seconds.mean:.1f} s" if seconds else ""
+            cells.append(cell + (f" · {params.mean:,.0f}" if params else ""))
+        if any(cells):
+            body.append([model, *cells])
+    if not body:
+        return []
+    return [
+        "",
+        "## Cost by model and data set",
+        "",
+        f"Mean `{COST[0]}` over seeds · `{COST[1]}` (the model's trained numbers; a Gaussian "
+        "mixture fitted by EM counts its free parameters).",
+        "",
+        *markdown_table(["model", *comparison.datasets], body),
     ]
 
 
