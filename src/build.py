@@ -272,6 +272,7 @@ def build_trainer(cfg: DictConfig, identity: RunIdentity, module: RunModule) -> 
     if not cfg.trainer.get("plugins"):
         lean["plugins"] = [LocalCheckpointIO()]
     check_bounded(cfg.trainer, callbacks, module)
+    check_one_clock(cfg.trainer, callbacks)
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **lean)
     return trainer
 
@@ -297,6 +298,18 @@ def check_bounded(trainer_cfg: DictConfig, callbacks: list, module: RunModule) -
         "an integer >= 0, or -1 with a bound (trainer.max_steps, trainer.max_time, "
         "callbacks.timer.duration or an EarlyStopping callback): as it is the run never ends",
     )
+
+
+def check_one_clock(trainer_cfg: DictConfig, callbacks: list) -> None:
+    """Lightning ignores `trainer.max_time` when the callbacks already hold a Timer (it keeps
+    the callback's duration, even none), so both set would drop the time budget unseen."""
+    if trainer_cfg.get("max_time") and any(isinstance(c, Timer) for c in callbacks):
+        raise ConfigError(
+            "trainer.max_time",
+            trainer_cfg.max_time,
+            "unset while a Timer callback is chosen (Lightning keeps only the Timer's "
+            "duration): give the Timer the duration, or leave it out",
+        )
 
 
 def build_test_trainer(cfg: DictConfig) -> pl.Trainer:
