@@ -74,6 +74,11 @@ def test_help_and_config_answer_fast(tmp_path):
             "expected a non-empty list of finite numbers > 0",
         ),
         ("optimizer.lr=0", "optimizer.lr=0 is invalid: expected a finite number > 0"),
+        (  # Hydra's defaults list raises a bare ValueError for it
+            "logger=null",
+            "Config group override must be a string or a list. Got NoneType (a config group "
+            "cannot be null: to leave one out, write ~<group>, e.g. ~logger)",
+        ),
     ],
 )
 def test_bad_setting_is_one_line_naming_it(override, message, tmp_path):

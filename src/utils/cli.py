@@ -29,6 +29,10 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 FULL_ERROR = "HYDRA_FULL_ERROR"  # "1": Hydra re-raises its errors (hydra.cc, "Debugging")
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, UserError)
+# Hydra's defaults list raises a plain ValueError for some overrides (`logger=null`): before the
+# run starts it is the command line's fault, like the errors above
+PRE_RUN_ERRORS = (*CONFIG_ERRORS, ValueError)
+NULL_GROUP = "Got NoneType"  # its message for a config group set to null
 
 
 def run_cli(task: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def hydra_entry(main: Callable[[], Any]) -> None:
             print(f"error: {one_line(buffer.getvalue())}", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
         raise
-    except CONFIG_ERRORS as error:
+    except PRE_RUN_ERRORS as error:
         if _held is None or asked == "1":  # raised by the run itself, or a traceback asked for
             raise
         sys.stderr, _held = real, None
@@ -101,6 +105,8 @@ def config_error_line(error: BaseException) -> str:
             found = one_line(found) + f"; Available options in '{group}': " + ", ".join(options)
         return one_line(found)
     text = str(error)
+    if NULL_GROUP in text:
+        text += " (a config group cannot be null: to leave one out, write ~<group>, e.g. ~logger)"
     if isinstance(error.__cause__, OmegaConfBaseException):
         text += "\n" + str(error.__cause__)
     return one_line(text) or type(error).__name__
