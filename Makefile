@@ -43,7 +43,7 @@ STUDY := outputs/toy2d_study/multiruns
 
 study: $(STAMP)  ## the 2-D toy study (gmm by EM, realnvp, nsf × 9 toys × 3 seeds), its table into docs/results.md
 	$(BIN)/python -m src.train experiment=toy2d_study
-	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme docs/results.md
+	$(BIN)/python -m src.compare $$(ls -td $(STUDY)/* | head -1) --out docs/toy2d_study --readme docs/results.md --curves
 
 mutation: $(STAMP)  ## mutation testing (cosmic-ray, the dev extra) of the derivation modules, resumable; MODULE=histogram for one
 	@$(BIN)/python -c "import cosmic_ray" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev]'

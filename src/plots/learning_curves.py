@@ -36,6 +36,7 @@ def draw(panels: dict[str, list[Line]], path: Path, metric: str) -> Figure:
             ax.plot(seconds, values, color=colours[model], lw=1, label=label)
         ax.axhline(0, color="0.6", lw=0.8)
         ax.set_yscale("symlog", linthresh=LINEAR_BELOW)
+        ax.set_ylim(bottom=min(0.0, *(min(values) for _, _, values in lines)))
         ax.set(xlabel="training seconds", ylabel=metric, title=data)
         ax.legend(fontsize=8)
     for ax in axes[len(panels) :]:
