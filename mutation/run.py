@@ -53,14 +53,22 @@ MODULES: dict[str, Module] = {
         "src/models/histogram.py", ("tests/test_histogram.py", "tests/test_mutation_histogram.py")
     ),
     "dmol": Module("src/models/dmol.py", ("tests/test_dmol.py",)),
-    "gmm": Module("src/models/gmm.py", ("tests/test_gmm.py", "tests/test_em.py")),
+    "gmm": Module(
+        "src/models/gmm.py",
+        ("tests/test_mutation_gmm.py", "tests/test_gmm.py", "tests/test_em.py"),
+    ),
     "gmm_ops": Module("src/models/gmm_ops.py", ("tests/test_gmm.py", "tests/test_em.py")),
-    "gmm_grad": Module("src/models/gmm_grad.py", ("tests/test_gmm.py",)),
+    "gmm_grad": Module(
+        "src/models/gmm_grad.py", ("tests/test_mutation_gmm_grad.py", "tests/test_gmm.py")
+    ),
     "flow1d": Module("src/models/flow1d.py", ("tests/test_flow1d.py",)),
     "realnvp": Module("src/models/realnvp.py", ("tests/test_realnvp.py",)),
-    "em": Module("src/fits/em.py", ("tests/test_em.py",)),
+    "em": Module("src/fits/em.py", ("tests/test_mutation_em.py", "tests/test_em.py")),
     "cavi_updates": Module("src/fits/cavi_updates.py", ("tests/test_earthquake_cavi_math.py",)),
-    "sufficient_stats": Module("src/fits/sufficient_stats.py", ("tests/test_sufficient_stats.py",)),
+    "sufficient_stats": Module(
+        "src/fits/sufficient_stats.py",
+        ("tests/test_mutation_sufficient_stats.py", "tests/test_sufficient_stats.py"),
+    ),
     "gradients": Module(
         "src/estimators/gradients.py",
         ("tests/test_estimators.py", "tests/test_gumbel_study.py", "-k", "not cli"),
