@@ -26,6 +26,7 @@ class LearningCurve(pl.Callback):
         self.path = Path(path)
         self.earlier = 0.0  # training seconds before this process (restored on resume)
         self.started: float | None = None
+        self.columns: list[str] | None = None  # the file's header, once it has one
 
     def seconds(self) -> float:
         running = time.perf_counter() - self.started if self.started is not None else 0.0
@@ -44,10 +45,11 @@ class LearningCurve(pl.Callback):
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step} | metrics
         row["seconds"] = round(self.seconds(), 4)
-        new = not self.path.is_file() or self.path.stat().st_size == 0
-        columns = [*FIXED, *sorted(metrics)] if new else self._columns()
+        new = self.columns is None
+        if self.columns is None:
+            self.columns = [*FIXED, *sorted(metrics)]
         with self.path.open("a", newline="") as file:
-            writer = csv.DictWriter(file, columns, extrasaction="ignore")
+            writer = csv.DictWriter(file, self.columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -58,10 +60,6 @@ class LearningCurve(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.earlier = float(state_dict["seconds"])
 
-    def _columns(self) -> list[str]:
-        with self.path.open(newline="") as file:
-            return next(csv.reader(file))
-
     def _keep_rows_up_to(self, step: int) -> None:
         """A fresh run starts a new curve; a resumed one keeps the rows its checkpoint saw."""
         if not self.path.is_file():
@@ -70,6 +68,7 @@ class LearningCurve(pl.Callback):
             reader = csv.DictReader(file)
             columns, rows = reader.fieldnames or [], list(reader)
         kept = [r for r in rows if int(r["step"]) <= step] if step > 0 else []
+        self.columns = list(columns) if kept else None
         with self.path.open("w", newline="") as file:
             writer = csv.DictWriter(file, columns)
             if kept:
