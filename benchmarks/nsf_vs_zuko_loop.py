@@ -93,6 +93,7 @@ def settings_and_splits(data: str, seed: int, epochs: int, path: Path) -> dict:
         "transforms": model.transforms,
         "hidden-features": list(model.hidden_features),
         "bins": model.bins,
+        "bound": model.bound,
         "seed": seed,
         "n_train": len(splits["train"]),
     }
@@ -100,7 +101,7 @@ def settings_and_splits(data: str, seed: int, epochs: int, path: Path) -> dict:
 
 def loop(data_file: Path, settings: dict, fused: bool) -> tuple[tuple[float, float], dict]:
     command = [sys.executable, str(LOOP), f"--data={data_file}"]
-    for key in ("epochs", "batch-size", "lr", "transforms", "bins", "seed"):
+    for key in ("epochs", "batch-size", "lr", "transforms", "bins", "bound", "seed"):
         command.append(f"--{key}={settings[key]}")
     command += ["--hidden-features", *map(str, settings["hidden-features"])]
     command.append("--cosine" if settings["cosine"] else "--no-cosine")

@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+import zuko
+from torch.distributions import Independent, Normal
 
 from src.data.truths_2d import banana
 from src.errors import ConfigError
@@ -127,6 +129,38 @@ def test_nsf_bins_must_be_a_positive_integer(bins):
     with pytest.raises(ConfigError) as error:
         make(NSF, bins=bins)
     assert error.value.key == "bins"
+
+
+def test_nsf_at_bound_five_is_zuko_s_nsf():
+    """The adapter's MAF with a spline of bound 5 is zuko.flows.NSF: same weights from the same
+    seed, same log-density."""
+    torch.manual_seed(5)
+    ours = NSF(2, transforms=3, hidden_features=[16, 16], bins=6, bound=5.0).double()
+    torch.manual_seed(5)
+    zukos = zuko.flows.NSF(2, bins=6, transforms=3, hidden_features=(16, 16), passes=2).double()
+    z = torch.randn(40, 2, dtype=F64) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(ours.flow().log_prob(z), zukos().log_prob(z), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("bound", "bent"), [(5.0, False), (8.0, True)])
+def test_the_splines_bend_inside_the_bound_only(bound, bent):
+    """At (6, −6) every coordinate is outside [−5, 5], so at bound 5 each layer is the identity
+    and log p is the base's N(0, I) log-density; at bound 8 the point is inside and moved."""
+    model, _ = _fitted_to_scaled_data(NSF, seed=6, bound=bound)
+    model.standardize = type(model.standardize)(2).double()  # z = x
+    z = torch.tensor([[6.0, -6.0]], dtype=F64)
+    base = Independent(Normal(torch.zeros(2, dtype=F64), torch.ones(2, dtype=F64)), 1)
+    with torch.no_grad():
+        gap = float((model.log_prob(z) - base.log_prob(z)).abs())
+    assert (gap > 1e-3) if bent else (gap < 1e-9)
+
+
+@pytest.mark.parametrize("bound", [0, -1.0, math.inf, "8"])
+def test_nsf_bound_must_be_a_positive_number(bound):
+    with pytest.raises(ConfigError) as error:
+        make(NSF, bound=bound)
+    assert error.value.key == "bound"
 
 
 @pytest.mark.parametrize(
