@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from src.build import assemble
+from src.callbacks.figures import FigureCallback
 from src.callbacks.learning_curve import LearningCurve
 from src.compare import main
 from src.fits.em import EMFit
@@ -147,3 +148,21 @@ def test_em_counts_the_free_parameters_of_a_full_mixture():
     """K − 1 weights, K·D means, K·D(D+1)/2 covariances: 2 + 6 + 9 for K = 3, D = 2, where the
     tensors hold 3 + 6 + 6 + 12 numbers."""
     assert EMFit(GaussianMixture(3, 2)).parameter_count() == 17
+
+
+def test_the_end_of_fit_figure_is_drawn_outside_the_curve_s_clock(
+    tmp_path, monkeypatch, one_torch_thread
+):
+    """The last epoch's figure comes after the curve's last row: drawing it in that epoch's
+    validation put its seconds (2 s for a 48-bin NSF) into the curve, as training time."""
+    drawn: list[tuple[str, int]] = []
+
+    def record(self, trainer, module, stage):
+        drawn.append((stage, len(rows(tmp_path / "curve.csv"))))
+
+    monkeypatch.setattr(FigureCallback, "_draw", record)
+    overrides = ["model=gmm", "data=mog2d", "model.n_components=3", "trainer.max_epochs=3"]
+    tiny = ["data.n_train=300", "data.n_val=200", "data.n_test=200", "~logger"]
+    every_2 = ["callbacks.figures.every_n_epochs=2", "callbacks.progress_bar=null"]
+    train(compose_config(*overrides, *tiny, *every_2, output_dir=tmp_path))
+    assert drawn == [("fit", 1), ("fit", 3), ("samples", 3)]  # epoch 2 in its validation

@@ -106,6 +106,9 @@ def test_tensorboard_reads_scalars_figures_and_hparams(run):
     )
     assert len(events.Scalars("val/nll")) == 3
     assert {"fit/density", "fit/x_to_z", "samples/samples"} <= set(tags["images"])
+    per_epoch = metrics["global_step"] // 3
+    drawn = [e.step for e in events.Images("fit/density")]
+    assert drawn == [2 * per_epoch, 3 * per_epoch]  # every 2nd epoch, and once at the end
     assert "_hparams_/session_start_info" in events.summary_metadata
 
 

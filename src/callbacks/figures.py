@@ -17,23 +17,33 @@ from src.utils.timing import timed
 
 
 class FigureCallback(pl.Callback):
-    """After every `every_n_epochs` validation epochs (epochs n − 1, 2n − 1, ...), after the
-    last one and once at test. Never at epoch 0: a figure of the initial model says little and
-    would hold up the first steps."""
+    """After every `every_n_epochs` validation epochs (epochs n − 1, 2n − 1, ...), once when the
+    fit ends (however it ends: its last epoch, an early stop, `max_time`) and once at test.
+    Never at epoch 0: a figure of the initial model says little and would hold up the first
+    steps. The end-of-fit figure is drawn after training, not in its last validation, so the
+    learning curve's clock (curve.csv) does not count it."""
 
     constraints: ClassVar[dict[str, Constraint]] = {"every_n_epochs": Integer(low=1)}
 
     def __init__(self, every_n_epochs: int = 50) -> None:
         self.every_n_epochs = every_n_epochs
+        self.drawn_at_step: int | None = None  # the fit figure's last step, not to draw it twice
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        last = epoch + 1 >= (trainer.max_epochs or 0) or trainer.should_stop  # early stop too
-        if not trainer.sanity_checking and ((epoch + 1) % self.every_n_epochs == 0 or last):
-            self._draw(trainer, module, "fit")
+        due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if due and not trainer.sanity_checking:
+            self._draw_fit(trainer, module)
+
+    def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.global_step > 0 and self.drawn_at_step != trainer.global_step:
+            self._draw_fit(trainer, module)
 
     def on_test_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._draw(trainer, module, "samples")  # after the test metrics, for the titles
+
+    def _draw_fit(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.drawn_at_step = trainer.global_step
+        self._draw(trainer, module, "fit")
 
     @rank_zero_only
     def _draw(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
