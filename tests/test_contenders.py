@@ -18,7 +18,8 @@ CONTENDERS = ("gmm_em", "nsf", "realnvp")
 def test_every_contender_of_the_study_gets_the_same_time_budget(contender, tmp_path):
     cfg = compose_config("experiment=toy2d_study", f"contender={contender}", output_dir=tmp_path)
     assert cfg.trainer.max_time == "00:00:00:40"
-    assert (cfg.data.n_train, cfg.data.n_test) == (10000, 10000)
+    assert (cfg.data.n_train, cfg.data.n_test) == (30000, 10000)
+    assert cfg.trainer.enable_progress_bar is False  # two jobs share one console
 
 
 def test_nsf_learns_eight_gaussians_within_a_hundred_steps(tmp_path, one_torch_thread):
