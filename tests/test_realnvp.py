@@ -184,12 +184,57 @@ def test_identity_at_initialisation_after_standardisation():
         ({"permutation": "shuffle"}, "permutation"),
         ({"permutation_seed": -1}, "permutation_seed"),
         ({"permutation_seed": 1.5}, "permutation_seed"),
+        ({"hidden": 0}, "hidden"),
+        ({"n_hidden": 0}, "n_hidden"),
+        ({"permutation_seed": 2**63}, "permutation_seed"),  # torch's seeds are int64
     ],
 )
 def test_bad_settings_raise_config_errors(kwargs, key):
     with pytest.raises(ConfigError) as error:
         make(RealNVP, **kwargs)
     assert error.value.key == key
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1])
+def test_every_int64_permutation_seed_is_accepted(seed):
+    flow = make(RealNVP, permutation="random", permutation_seed=seed, n_layers=2)
+    assert sorted(flow.transforms[2].perm.tolist()) == [0, 1]
+
+
+def test_defaults_are_the_documented_ones():
+    """The constructor's defaults are conf/model/realnvp.yaml's, so a run and a notebook agree."""
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.load("conf/model/realnvp.yaml")
+    flow = RealNVP()
+    assert flow.event_shape == (2,) and len(flow.transforms) == 1 + conf.n_layers
+    coupling = flow.transforms[1]
+    assert coupling.scale_bound == conf.scale_bound
+    assert coupling.net[0].out_features == conf.hidden
+
+
+@pytest.mark.parametrize("n_hidden", [1, 2, 3])
+def test_each_conditioner_has_n_hidden_hidden_layers(n_hidden):
+    coupling = RealNVP(2, n_layers=1, hidden=5, n_hidden=n_hidden).transforms[1]
+    linear = [layer for layer in coupling.net if isinstance(layer, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == (
+        [(2, 5)] + [(5, 5)] * (n_hidden - 1) + [(5, 4)]
+    )
+
+
+def test_a_constant_coordinate_standardises_to_a_finite_density():
+    """σ = 0 is clamped to 1e-6, so the log-density stays finite (−log 1e-6 on that axis)."""
+    flow = RealNVP(2, n_layers=2)
+    x = torch.stack([torch.randn(100), torch.full((100,), 3.0)], -1)
+    flow.init_from_data(x)
+    assert torch.isfinite(flow.log_prob(x)).all()
+    assert float(flow.transforms[0].log_scale[1]) == pytest.approx(math.log(1e-6))
+
+
+def test_a_permutation_name_built_at_run_time_selects_the_same_layers():
+    """The name from a config is an equal string, not the same object as the literal."""
+    name = "".join(["alter", "nate"])
+    assert _layers(RealNVP(3, n_layers=3, permutation=name)) == ["A", "A", "A"]
 
 
 @pytest.mark.slow  # the full experiment: about 2 minutes on one core
